@@ -154,12 +154,18 @@ impl Handle {
         self.stop.cancel();
     }
 
+    /// Whether the server has a TLS certificate (some listener may use it).
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Re-reads the TLS certificate and key files: new handshakes use them, established
-    /// connections go on with the old ones. On an error the old ones stay in use.
+    /// connections go on with the old ones, and sessions made with the old certificate are no
+    /// longer resumed. On an error the old ones stay in use; without TLS it is an error.
     pub fn reload_tls(&self) -> Result<(), Error> {
         match &self.tls {
             Some(t) => t.reload(),
-            None => Ok(()),
+            None => Err(Error::new("no TLS certificate is configured")),
         }
     }
 }

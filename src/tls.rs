@@ -79,8 +79,9 @@ impl TlsConfig {
     }
 }
 
-/// The ALPN protocols offered (HTTP/2 joins once it is implemented).
-const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// The ALPN protocols offered (HTTP/2 joins once it is implemented). `http/1.0` is listed so
+/// that HTTP/1.0 clients that use ALPN are not refused.
+const ALPN: &[&[u8]] = &[b"http/1.1", b"http/1.0"];
 
 /// A loaded TLS setup: the acceptor plus what is needed to describe connections and reload.
 pub(crate) struct Tls {
@@ -115,6 +116,8 @@ impl Tls {
             cert_path: cfg.cert.clone(),
             key_path: cfg.key.clone(),
             current: RwLock::new(Arc::new(loaded)),
+            failed: RwLock::new(None),
+            sessions: Sessions::default(),
         });
         let (verifier, strict, lenient): (Arc<dyn ClientCertVerifier>, _, _) = match cfg
             .client_verify
@@ -146,6 +149,7 @@ impl Tls {
             .map_err(|e| Error::new(format!("TLS versions: {e}")))?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(certs.clone());
+        config.session_storage = certs.clone();
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
@@ -164,18 +168,34 @@ impl Tls {
 
     /// Reloads if the files changed since they were loaded.
     pub(crate) fn reload_if_changed(&self) {
+        let now = file_stamps(&self.certs.cert_path, &self.certs.key_path);
         let changed = {
             let cur = self
                 .certs
                 .current
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            cur.stamps != file_stamps(&self.certs.cert_path, &self.certs.key_path)
+            let failed = self
+                .certs
+                .failed
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Files that failed to load are reported once, not at every look.
+            cur.stamps != now && *failed != Some(now)
         };
         if changed {
             match self.reload() {
-                Ok(()) => tracing::info!(cert = %self.certs.cert_path.display(), "TLS certificate changed on disk; reloaded"),
-                Err(e) => tracing::error!("TLS certificate changed on disk but cannot be loaded (keeping the old one): {e}"),
+                Ok(()) => {
+                    tracing::info!(cert = %self.certs.cert_path.display(), "TLS certificate changed on disk; reloaded")
+                }
+                Err(e) => {
+                    *self
+                        .certs
+                        .failed
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(now);
+                    tracing::error!("TLS certificate changed on disk but cannot be loaded (keeping the old one): {e}")
+                }
             }
         }
     }
@@ -230,6 +250,55 @@ struct CertStore {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Arc<Loaded>>,
+    /// The file stamps of the last load that failed.
+    failed: RwLock<Option<Stamps>>,
+    /// Resumable sessions; dropped on reload, so that a resumed session never outlives the
+    /// certificate it was made with (the scope's `server_cert` stays true).
+    sessions: Sessions,
+}
+
+/// Rustls's in-memory session cache, replaceable as a whole.
+#[derive(Debug)]
+struct Sessions(RwLock<Arc<rustls::server::ServerSessionMemoryCache>>);
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions(RwLock::new(rustls::server::ServerSessionMemoryCache::new(
+            256,
+        )))
+    }
+}
+
+impl Sessions {
+    fn current(&self) -> Arc<rustls::server::ServerSessionMemoryCache> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn clear(&self) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) =
+            rustls::server::ServerSessionMemoryCache::new(256);
+    }
+}
+
+impl rustls::server::StoresServerSessions for CertStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.sessions.current().put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.sessions.current().get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.sessions.current().take(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug)]
@@ -256,6 +325,8 @@ impl CertStore {
     fn reload(&self) -> Result<(), Error> {
         let loaded = load_cert(&self.cert_path, &self.key_path, &provider())?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
+        *self.failed.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.sessions.clear();
         Ok(())
     }
 }

@@ -41,6 +41,11 @@ impl TestServer {
             .expect("a unix listener")
     }
 
+    /// The server's control handle (shutdown, TLS reload).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr(), path)
     }
