@@ -91,6 +91,25 @@ pub struct Cli {
     /// A TLS client must finish its handshake within this.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout_tls_handshake: Duration,
+    /// Largest WebSocket message (assembled, after decompression) in bytes; more closes with
+    /// 1009 (0 = unlimited).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub ws_max_message_size: usize,
+    /// Most frames in one WebSocket message; more closes with 1009 (0 = unlimited).
+    #[arg(long, default_value_t = 131_072)]
+    pub ws_max_fragments: usize,
+    /// Most received WebSocket messages waiting for the app; more closes with 1008.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ws_max_queue: u32,
+    /// Time between server pings on each WebSocket (0 = off).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub ws_ping_interval: Duration,
+    /// A WebSocket whose pong does not come within this is dropped.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub ws_ping_timeout: Duration,
+    /// Do not negotiate permessage-deflate compression.
+    #[arg(long)]
+    pub no_ws_per_message_deflate: bool,
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -117,6 +136,12 @@ impl Cli {
         c.head.max_header_size = self.max_header_size;
         c.head.max_header_count = usize::from(self.max_header_count);
         c.head.max_field_size = self.max_field_size;
+        c.ws.max_message_size = self.ws_max_message_size;
+        c.ws.max_fragments = self.ws_max_fragments;
+        c.ws.max_queue = self.ws_max_queue as usize;
+        c.ws.ping_interval = self.ws_ping_interval;
+        c.ws.ping_timeout = self.ws_ping_timeout;
+        c.ws.per_message_deflate = !self.no_ws_per_message_deflate;
         if let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) {
             let mut t = TlsConfig::new(cert, key);
             t.ca = self.ssl_ca.clone();
@@ -241,6 +266,10 @@ fn reload_on_hangup(handle: crate::Handle) {
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
+            if !handle.has_tls() {
+                tracing::info!("SIGHUP: no TLS certificate configured; nothing to reload");
+                continue;
+            }
             match handle.reload_tls() {
                 Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
                 Err(e) => tracing::error!(

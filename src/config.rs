@@ -60,6 +60,45 @@ pub struct Config {
     /// Unread request body the server reads and discards after a response to keep the
     /// connection; more closes it. Default 64 KiB.
     pub max_discard_body: u64,
+    /// WebSocket settings.
+    pub ws: WsConfig,
+}
+
+/// WebSocket settings.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// Largest message, assembled (and inflated); more closes with 1009. 0 means unlimited.
+    /// Default 16 MiB (uvicorn's and hypercorn's).
+    pub max_message_size: usize,
+    /// Most frames in one message; more closes with 1009. 0 means unlimited. Default 131,072
+    /// (Reassembly is linear, so fragments cost no memory of their own; the cap bounds the work
+    /// per message.)
+    pub max_fragments: usize,
+    /// Most received messages waiting for the app to read them; more closes with 1008. Default
+    /// 32. Together they hold at most twice `max_message_size` bytes.
+    pub max_queue: usize,
+    /// Time between server pings; zero turns them off. Default 20 s.
+    pub ping_interval: Duration,
+    /// How long to wait for a pong before dropping the connection. Default 20 s.
+    pub ping_timeout: Duration,
+    /// Whether permessage-deflate (RFC 7692) is negotiated when offered. Default on.
+    pub per_message_deflate: bool,
+    /// How long to wait for the peer's Close after sending ours. Default 5 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_message_size: 16 * 1024 * 1024,
+            max_fragments: 131_072,
+            max_queue: 32,
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(20),
+            per_message_deflate: true,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for Config {
@@ -82,6 +121,7 @@ impl Default for Config {
             write_low_water: 16 * 1024,
             max_discard_body: 64 * 1024,
             tls: None,
+            ws: WsConfig::default(),
         }
     }
 }

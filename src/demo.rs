@@ -8,15 +8,20 @@
 //! | `/stream?n=N` | N lines (default 10, at most 10,000) as a chunked stream |
 //! | `/sleep?ms=N` | `slept N ms` after waiting N ms (at most 60,000): a slow request |
 //! | anything else | 404 |
+//! | WebSocket, any path | every message (text or binary) echoed back; the first offered subprotocol is accepted |
+//! | SSE (`Accept: text/event-stream`), any path | a clock: a `tick` event with the Unix time in ms every `ms` ms (default 1000), `n` of them (default: no end), keepalive comments every 15 s |
 //!
 //! It answers lifespan startup and shutdown.
 
 use pagi::{BoxError, Headers, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The demo app.
 pub async fn app(scope: Scope, receive: Receiver, send: Sender) -> Result<(), BoxError> {
     match scope {
         Scope::Http(req) => http(req, receive, send).await,
+        Scope::Websocket(req) => websocket(req, receive, send).await,
+        Scope::Sse(req) => sse(req, receive, send).await,
         Scope::Lifespan(_) => lifespan(receive, send).await,
         other => Err(format!("demo app: unsupported scope type {}", other.kind()).into()),
     }
@@ -100,6 +105,69 @@ async fn http(req: HttpScope, receive: Receiver, send: Sender) -> Result<(), Box
             send.send(SendEvent::body("Not Found\n", false)).await?;
         }
     }
+    Ok(())
+}
+
+async fn websocket(req: HttpScope, receive: Receiver, send: Sender) -> Result<(), BoxError> {
+    if receive.receive().await? != ReceiveEvent::WebsocketConnect {
+        return Ok(());
+    }
+    send.send(SendEvent::WebsocketAccept {
+        subprotocol: req.subprotocols.first().cloned(),
+        headers: Headers::new(),
+    })
+    .await?;
+    loop {
+        match receive.receive().await? {
+            ReceiveEvent::WebsocketReceive(m) => send.send(SendEvent::WebsocketSend(m)).await?,
+            _ => return Ok(()),
+        }
+    }
+}
+
+async fn sse(req: HttpScope, receive: Receiver, send: Sender) -> Result<(), BoxError> {
+    let every = query_param(&req.query_string, b"ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1000)
+        .clamp(10, 3_600_000);
+    let n = query_param(&req.query_string, b"n").and_then(|v| v.parse::<u64>().ok());
+    send.send(SendEvent::SseStart {
+        status: 200,
+        headers: Headers::new(),
+    })
+    .await?;
+    send.send(SendEvent::SseKeepalive {
+        interval: Duration::from_secs(15),
+        comment: Some("keepalive".into()),
+    })
+    .await?;
+    let mut sent = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(every));
+    while n.is_none_or(|n| sent < n) {
+        tokio::select! {
+            _ = tick.tick() => {}
+            ev = receive.receive() => match ev? {
+                // The request body (none for a GET) is of no interest; anything else is the end.
+                ReceiveEvent::SseRequest { .. } => continue,
+                _ => return Ok(()),
+            },
+        }
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        send.send(SendEvent::SseSend {
+            event: Some("tick".into()),
+            data: ms.to_string(),
+            id: Some(sent.to_string()),
+            retry: None,
+        })
+        .await?;
+        sent += 1;
+    }
+    send.send(SendEvent::SseClose {
+        reason: String::new(),
+    })
+    .await?;
     Ok(())
 }
 

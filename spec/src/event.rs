@@ -7,8 +7,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use crate::connection::DisconnectReason;
 use crate::headers::Headers;
-use crate::wire::{flag, latin1};
+use crate::message::Message;
+use crate::wire::{flag, latin1, opt_seconds, seconds};
+use std::time::Duration;
 
 /// An event the app gets from `receive`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +31,38 @@ pub enum ReceiveEvent {
     /// The response is finished or the client has gone; the app should stop.
     #[serde(rename = "http.disconnect")]
     HttpDisconnect,
+    /// A WebSocket client asks to connect: answer `websocket.accept`, `websocket.close` (403) or
+    /// a `websocket.http.response.*` denial.
+    #[serde(rename = "websocket.connect")]
+    WebsocketConnect,
+    /// A complete WebSocket message from the client.
+    #[serde(rename = "websocket.receive")]
+    WebsocketReceive(Message),
+    /// The WebSocket is closed; see the code/reason table in the WebSocket chapter.
+    #[serde(rename = "websocket.disconnect")]
+    WebsocketDisconnect {
+        /// The close code (1005 when the peer's Close frame had none, 1006 for an abnormal end).
+        code: u16,
+        /// The peer's close reason, or a reason token.
+        #[serde(default)]
+        reason: String,
+    },
+    /// A piece of the body of the request that opened an SSE stream.
+    #[serde(rename = "sse.request")]
+    SseRequest {
+        /// The bytes (may be empty).
+        #[serde(with = "latin1", default)]
+        body: Bytes,
+        /// Whether more body follows.
+        #[serde(with = "flag", default)]
+        more: bool,
+    },
+    /// The SSE stream is over (the client went away, or the server stopped it).
+    #[serde(rename = "sse.disconnect")]
+    SseDisconnect {
+        /// Why.
+        reason: DisconnectReason,
+    },
     /// The server is starting: set up, then answer `lifespan.startup.complete` (or `.failed`).
     #[serde(rename = "lifespan.startup")]
     LifespanStartup,
@@ -66,6 +101,112 @@ pub enum SendEvent {
     /// Write out everything queued so far (extension `fullflush`).
     #[serde(rename = "http.fullflush")]
     HttpFullflush,
+    /// Accepts a WebSocket (the server answers 101).
+    #[serde(rename = "websocket.accept")]
+    WebsocketAccept {
+        /// The chosen subprotocol: one the client offered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subprotocol: Option<String>,
+        /// Extra headers for the 101 response.
+        #[serde(default)]
+        headers: Headers,
+    },
+    /// Sends a WebSocket message.
+    #[serde(rename = "websocket.send")]
+    WebsocketSend(Message),
+    /// Closes the WebSocket (before accept: the server answers 403).
+    #[serde(rename = "websocket.close")]
+    WebsocketClose {
+        /// The close code, 1000 by default.
+        #[serde(default = "normal_closure")]
+        code: u16,
+        /// The close reason (at most 123 bytes are sent).
+        #[serde(default)]
+        reason: String,
+    },
+    /// Starts (or, with `interval` 0, stops) server pings on this WebSocket (PAGI).
+    #[serde(rename = "websocket.keepalive")]
+    WebsocketKeepalive {
+        /// Time between pings (JSON: seconds); zero turns them off.
+        #[serde(with = "seconds")]
+        interval: Duration,
+        /// How long to wait for the pong before closing (1006, `keepalive_timeout`).
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_seconds")]
+        timeout: Option<Duration>,
+    },
+    /// Denies a WebSocket with a custom HTTP response: the start (before accept only).
+    #[serde(rename = "websocket.http.response.start")]
+    WebsocketHttpResponseStart {
+        /// Status code, 200–999.
+        status: u16,
+        /// Response headers.
+        #[serde(default)]
+        headers: Headers,
+    },
+    /// Denies a WebSocket with a custom HTTP response: a body piece.
+    #[serde(rename = "websocket.http.response.body")]
+    WebsocketHttpResponseBody(ResponseBody),
+    /// Starts an SSE stream.
+    #[serde(rename = "sse.start")]
+    SseStart {
+        /// Status code, 200 by default.
+        #[serde(default = "ok")]
+        status: u16,
+        /// Response headers; the server adds `content-type`, `cache-control` and `date` when
+        /// missing.
+        #[serde(default)]
+        headers: Headers,
+    },
+    /// Sends one event on an SSE stream.
+    #[serde(rename = "sse.send")]
+    SseSend {
+        /// The `event:` field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
+        /// The data; each line becomes a `data:` line.
+        data: String,
+        /// The `id:` field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// The `retry:` field, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<u64>,
+    },
+    /// Sends a comment line on an SSE stream (a `:` is prepended when missing).
+    #[serde(rename = "sse.comment")]
+    SseComment {
+        /// The comment.
+        comment: String,
+    },
+    /// Has the server send a comment whenever the stream has been quiet for `interval` seconds.
+    #[serde(rename = "sse.keepalive")]
+    SseKeepalive {
+        /// JSON: seconds; zero turns it off.
+        #[serde(with = "seconds")]
+        interval: Duration,
+        /// The comment to send (default: an empty comment, `:`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// Ends the SSE stream (idempotent; later sends fail).
+    #[serde(rename = "sse.close")]
+    SseClose {
+        /// Why (for logs; nothing is sent).
+        #[serde(default)]
+        reason: String,
+    },
+    /// Declines an SSE stream with a plain HTTP response: the start.
+    #[serde(rename = "sse.http.response.start")]
+    SseHttpResponseStart {
+        /// Status code, 200–999 (204 stops EventSource from reconnecting).
+        status: u16,
+        /// Response headers.
+        #[serde(default)]
+        headers: Headers,
+    },
+    /// Declines an SSE stream with a plain HTTP response: a body piece.
+    #[serde(rename = "sse.http.response.body")]
+    SseHttpResponseBody(ResponseBody),
     /// Startup finished.
     #[serde(rename = "lifespan.startup.complete")]
     LifespanStartupComplete,
@@ -112,6 +253,14 @@ pub struct ResponseBody {
     /// Whether more body follows.
     #[serde(with = "flag", default)]
     pub more: bool,
+}
+
+fn normal_closure() -> u16 {
+    1000
+}
+
+fn ok() -> u16 {
+    200
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -167,6 +316,19 @@ impl SendEvent {
             SendEvent::HttpResponseBody(_) => "http.response.body",
             SendEvent::HttpResponseTrailers { .. } => "http.response.trailers",
             SendEvent::HttpFullflush => "http.fullflush",
+            SendEvent::WebsocketAccept { .. } => "websocket.accept",
+            SendEvent::WebsocketSend(_) => "websocket.send",
+            SendEvent::WebsocketClose { .. } => "websocket.close",
+            SendEvent::WebsocketKeepalive { .. } => "websocket.keepalive",
+            SendEvent::WebsocketHttpResponseStart { .. } => "websocket.http.response.start",
+            SendEvent::WebsocketHttpResponseBody(_) => "websocket.http.response.body",
+            SendEvent::SseStart { .. } => "sse.start",
+            SendEvent::SseSend { .. } => "sse.send",
+            SendEvent::SseComment { .. } => "sse.comment",
+            SendEvent::SseKeepalive { .. } => "sse.keepalive",
+            SendEvent::SseClose { .. } => "sse.close",
+            SendEvent::SseHttpResponseStart { .. } => "sse.http.response.start",
+            SendEvent::SseHttpResponseBody(_) => "sse.http.response.body",
             SendEvent::LifespanStartupComplete => "lifespan.startup.complete",
             SendEvent::LifespanStartupFailed { .. } => "lifespan.startup.failed",
             SendEvent::LifespanShutdownComplete => "lifespan.shutdown.complete",
@@ -181,6 +343,11 @@ impl ReceiveEvent {
         match self {
             ReceiveEvent::HttpRequest { .. } => "http.request",
             ReceiveEvent::HttpDisconnect => "http.disconnect",
+            ReceiveEvent::WebsocketConnect => "websocket.connect",
+            ReceiveEvent::WebsocketReceive(_) => "websocket.receive",
+            ReceiveEvent::WebsocketDisconnect { .. } => "websocket.disconnect",
+            ReceiveEvent::SseRequest { .. } => "sse.request",
+            ReceiveEvent::SseDisconnect { .. } => "sse.disconnect",
             ReceiveEvent::LifespanStartup => "lifespan.startup",
             ReceiveEvent::LifespanShutdown => "lifespan.shutdown",
         }
@@ -249,6 +416,91 @@ mod tests {
         round_trip(
             &ReceiveEvent::LifespanStartup,
             json!({"type": "lifespan.startup"}),
+        );
+    }
+
+    #[test]
+    fn websocket_events_json_shape() {
+        round_trip(
+            &ReceiveEvent::WebsocketReceive(Message::Text("hé".into())),
+            json!({"type": "websocket.receive", "text": "hé"}),
+        );
+        round_trip(
+            &ReceiveEvent::WebsocketReceive(Message::Binary(Bytes::from_static(b"\x00\xff"))),
+            json!({"type": "websocket.receive", "bytes": "\u{0}\u{ff}"}),
+        );
+        round_trip(
+            &ReceiveEvent::WebsocketDisconnect {
+                code: 1005,
+                reason: String::new(),
+            },
+            json!({"type": "websocket.disconnect", "code": 1005, "reason": ""}),
+        );
+        round_trip(
+            &SendEvent::WebsocketAccept {
+                subprotocol: Some("chat".into()),
+                headers: Headers::new(),
+            },
+            json!({"type": "websocket.accept", "subprotocol": "chat", "headers": []}),
+        );
+        round_trip(
+            &SendEvent::WebsocketSend(Message::Text("x".into())),
+            json!({"type": "websocket.send", "text": "x"}),
+        );
+        let close: SendEvent = serde_json::from_value(json!({"type": "websocket.close"})).unwrap();
+        assert_eq!(
+            close,
+            SendEvent::WebsocketClose {
+                code: 1000,
+                reason: String::new()
+            }
+        );
+        assert!(serde_json::from_value::<SendEvent>(
+            json!({"type": "websocket.send", "text": "a", "bytes": "b"})
+        )
+        .is_err());
+        assert!(serde_json::from_value::<SendEvent>(json!({"type": "websocket.send"})).is_err());
+        round_trip(
+            &SendEvent::WebsocketKeepalive {
+                interval: Duration::from_secs(20),
+                timeout: Some(Duration::from_millis(5500)),
+            },
+            json!({"type": "websocket.keepalive", "interval": 20.0, "timeout": 5.5}),
+        );
+    }
+
+    #[test]
+    fn sse_events_json_shape() {
+        let start: SendEvent = serde_json::from_value(json!({"type": "sse.start"})).unwrap();
+        assert_eq!(
+            start,
+            SendEvent::SseStart {
+                status: 200,
+                headers: Headers::new()
+            }
+        );
+        round_trip(
+            &SendEvent::SseSend {
+                event: Some("tick".into()),
+                data: "1\n2".into(),
+                id: None,
+                retry: Some(3000),
+            },
+            json!({"type": "sse.send", "event": "tick", "data": "1\n2", "retry": 3000}),
+        );
+        assert!(serde_json::from_value::<SendEvent>(json!({"type": "sse.send"})).is_err());
+        round_trip(
+            &ReceiveEvent::SseDisconnect {
+                reason: DisconnectReason::ClientClosed,
+            },
+            json!({"type": "sse.disconnect", "reason": "client_closed"}),
+        );
+        round_trip(
+            &SendEvent::SseHttpResponseBody(ResponseBody {
+                bytes: Bytes::from_static(b"no"),
+                ..Default::default()
+            }),
+            json!({"type": "sse.http.response.body", "body": "no", "more": 0}),
         );
     }
 

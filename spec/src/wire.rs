@@ -79,6 +79,42 @@ pub mod flag {
     }
 }
 
+/// `#[serde(with = "seconds")]` for [`std::time::Duration`]: a JSON number of seconds.
+pub mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Serializes a duration as fractional seconds.
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(v.as_secs_f64())
+    }
+
+    /// Deserializes a non-negative number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `#[serde(with = "opt_seconds")]` for `Option<Duration>`.
+pub mod opt_seconds {
+    use serde::{Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Serializes a present duration as fractional seconds.
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => super::seconds::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializes a non-negative number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::seconds::deserialize(d).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

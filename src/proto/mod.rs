@@ -1,3 +1,4 @@
 //! Protocol engines.
 
 pub mod h1;
+pub(crate) mod ws;

@@ -23,6 +23,7 @@ use super::exchange::{Continue, Exchange, RequestInfo, Resp};
 use super::parse::{parse_head, BodyFraming, RequestHead};
 use crate::error::Reject;
 use crate::io::Io;
+use crate::proto::ws::{self, handshake};
 use crate::server::{Peer, Shared};
 
 /// Read-buffer size for one read.
@@ -179,6 +180,29 @@ impl<I: Io, A: App> Conn<I, A> {
     }
 
     async fn serve_request(&mut self, head: RequestHead) -> Next {
+        if handshake::is_websocket(&head.headers) {
+            return match handshake::check(&head) {
+                Ok(req) => {
+                    // Boxed: keeps the WebSocket driver's state out of every HTTP connection.
+                    Box::pin(ws::conn::serve(
+                        &mut self.io,
+                        &mut self.read_buf,
+                        head,
+                        req,
+                        &self.shared,
+                        &self.peer,
+                    ))
+                    .await;
+                    Next::Close
+                }
+                Err(refuse) => {
+                    tracing::debug!(client = ?self.peer.client, %refuse, "refused websocket handshake");
+                    let bytes = crate::proto::h1::encode::with_date(|d| refuse.response(d));
+                    self.write_bytes(&bytes).await;
+                    Next::Linger
+                }
+            };
+        }
         let cfg = &self.shared.config;
         let max_body = cfg.max_body_size;
         let mut decoder = match head.framing {
@@ -198,6 +222,7 @@ impl<I: Io, A: App> Conn<I, A> {
             self.exch = Arc::new(Exchange::default());
         }
         let draining = self.shared.graceful.is_cancelled();
+        let sse = wants_event_stream(&head.headers);
         self.exch.lock().reset(
             RequestInfo {
                 version: head.version,
@@ -205,6 +230,7 @@ impl<I: Io, A: App> Conn<I, A> {
                 keep_alive: head.keep_alive && !draining,
                 expect_continue: head.expect_continue,
                 body_empty: decoder.is_done(),
+                sse,
             },
             cfg.write_high_water,
             cfg.write_low_water,
@@ -258,14 +284,20 @@ impl<I: Io, A: App> Conn<I, A> {
             subprotocols: Vec::new(),
             state: Some(self.shared.state.clone()),
             extensions: Extensions {
-                fullflush: true,
+                // SSE streams are written out whenever the app yields; no flush event there.
+                fullflush: !sse,
                 tls: self.peer.tls.clone(),
                 ..Extensions::default()
             },
             connection: Some(Connection::new(self.exch.clone())),
         };
+        let scope = if sse {
+            Scope::Sse(scope)
+        } else {
+            Scope::Http(scope)
+        };
         let app = self.shared.app.call(
-            Scope::Http(scope),
+            scope,
             Receiver::new(self.exch.clone()),
             Sender::new(self.exch.clone()),
         );
@@ -278,6 +310,7 @@ impl<I: Io, A: App> Conn<I, A> {
             reject: None,
             max_body,
             stall: None,
+            keepalive_timer: None,
         };
         poll_fn(|cx| self.poll_request(cx, app.as_mut(), &mut ctx)).await;
         let RequestCtx { result, reject, .. } = ctx;
@@ -302,6 +335,7 @@ impl<I: Io, A: App> Conn<I, A> {
             shared,
             peer,
             timer,
+            shutdown,
             ..
         } = self;
         loop {
@@ -337,6 +371,14 @@ impl<I: Io, A: App> Conn<I, A> {
                     st.out.push_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
                 st.cont = Continue::Done;
+            }
+            if st.sse.is_some() && st.disconnected.is_none() {
+                if app_done {
+                    st.sse_end(false);
+                } else if shutdown.as_mut().poll(cx).is_ready() {
+                    st.sse_end(true);
+                }
+                poll_sse_keepalive(cx, &mut st, &mut ctx.keepalive_timer);
             }
             if matches!(st.resp, Resp::Pending { .. }) {
                 // The app yielded (or ended) after the start without completing the body: the
@@ -492,8 +534,13 @@ impl<I: Io, A: App> Conn<I, A> {
     /// Writes a refusal (only ever before any response byte of the request).
     async fn write_reject(&mut self, reject: Reject) {
         let bytes = crate::proto::h1::encode::with_date(|d| reject.response(d));
+        self.write_bytes(&bytes).await;
+    }
+
+    /// Writes a canned response, within the reject timeout.
+    async fn write_bytes(&mut self, bytes: &[u8]) {
         let _ = tokio::time::timeout(REJECT_TIMEOUT, async {
-            self.io.write_all(&bytes).await?;
+            self.io.write_all(bytes).await?;
             self.io.flush().await
         })
         .await;
@@ -609,6 +656,40 @@ fn read_some<I: Io>(
     false
 }
 
+/// Whether the request asks for an event stream (`Accept` lists `text/event-stream`).
+fn wants_event_stream(headers: &pagi::Headers) -> bool {
+    headers.get_all("accept").any(|v| {
+        v.split(|&b| b == b',').any(|item| {
+            let media = item.split(|&b| b == b';').next().unwrap_or(&[]);
+            super::parse::trim(media).eq_ignore_ascii_case(b"text/event-stream")
+        })
+    })
+}
+
+/// Writes the SSE keepalive comment when the stream has been quiet for its interval, and keeps
+/// the timer armed for the next one.
+fn poll_sse_keepalive(
+    cx: &mut Context<'_>,
+    st: &mut super::exchange::St,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+) {
+    loop {
+        let Some(due) = st.sse.as_ref().and_then(|s| s.keepalive_due()) else {
+            return;
+        };
+        let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if t.deadline() != due {
+            t.as_mut().reset(due);
+        }
+        if t.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        if !st.sse_keepalive(Instant::now()) {
+            return;
+        }
+    }
+}
+
 /// Ready once `deadline` has passed. The timer is only moved when the deadline gets earlier, so
 /// keep-alive requests do not touch the timer wheel each time.
 fn poll_deadline(
@@ -639,9 +720,11 @@ struct RequestCtx<'a> {
     max_body: u64,
     /// When the current I/O stall (if any) times out.
     stall: Option<Instant>,
+    /// The SSE keepalive timer, once the app asked for keepalives.
+    keepalive_timer: Option<Pin<Box<Sleep>>>,
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     let msg = p
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use super::encode::{self, Framing, HeadParts};
+use super::sse::SseState;
 use super::write::WriteBuf;
 
 /// The shared state; see the module docs.
@@ -34,6 +35,8 @@ pub(crate) struct RequestInfo {
     pub(crate) keep_alive: bool,
     pub(crate) expect_continue: bool,
     pub(crate) body_empty: bool,
+    /// An `sse` scope: events are mapped by [`super::sse`].
+    pub(crate) sse: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +102,8 @@ pub(crate) struct St {
     // ----- connection -----
     pub(crate) disconnected: Option<DisconnectReason>,
     disc_wakers: Vec<Waker>,
+    // ----- sse -----
+    pub(crate) sse: Option<SseState>,
 }
 
 impl Exchange {
@@ -138,6 +143,7 @@ impl St {
             high_water,
             low_water,
             server_header,
+            sse: info.sse.then(SseState::default),
             ..St::default()
         };
     }
@@ -149,6 +155,7 @@ impl St {
             keep_alive: false,
             expect_continue: false,
             body_empty: true,
+            sse: false,
         })
     }
 
@@ -280,7 +287,12 @@ impl St {
         self.resp = Resp::Body { framing, trailers };
     }
 
-    fn start(&mut self, status: u16, headers: Headers, trailers: bool) -> Result<(), Error> {
+    pub(crate) fn start_response(
+        &mut self,
+        status: u16,
+        headers: Headers,
+        trailers: bool,
+    ) -> Result<(), Error> {
         if !matches!(self.resp, Resp::Init) {
             return Err(Error::out_of_order("http.response.start sent twice"));
         }
@@ -326,7 +338,7 @@ impl St {
         Ok(())
     }
 
-    fn body(&mut self, b: ResponseBody) -> Result<(), Error> {
+    pub(crate) fn response_body(&mut self, b: ResponseBody) -> Result<(), Error> {
         let (bytes, file, more) = if let Some(path) = b.file {
             if !b.bytes.is_empty() {
                 return Err(Error::invalid(
@@ -464,13 +476,16 @@ impl St {
     }
 
     fn accept(&mut self, event: SendEvent) -> Result<(), Error> {
+        if self.sse.is_some() {
+            return self.accept_sse(event);
+        }
         match event {
             SendEvent::HttpResponseStart {
                 status,
                 headers,
                 trailers,
-            } => self.start(status, headers, trailers),
-            SendEvent::HttpResponseBody(b) => self.body(b),
+            } => self.start_response(status, headers, trailers),
+            SendEvent::HttpResponseBody(b) => self.response_body(b),
             SendEvent::HttpResponseTrailers { headers } => self.trailers(headers),
             SendEvent::HttpFullflush => {
                 if matches!(self.resp, Resp::Init) {
@@ -542,6 +557,27 @@ impl Sink for Exchange {
 impl Source for Exchange {
     fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
         let mut st = self.lock();
+        let polled = st.poll_receive(cx);
+        if st.sse.is_none() {
+            return polled;
+        }
+        // An sse scope: the same events under their sse names.
+        polled.map_ok(|ev| match ev {
+            ReceiveEvent::HttpRequest { body, more } => ReceiveEvent::SseRequest { body, more },
+            _ => ReceiveEvent::SseDisconnect {
+                reason: match (&st.disconnected, &st.sse) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(sse)) if sse.shutdown => DisconnectReason::ServerShutdown,
+                    _ => DisconnectReason::Custom("x-closed".into()),
+                },
+            },
+        })
+    }
+}
+
+impl St {
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
+        let st = self;
         if st.disconnected.is_some() || st.finished || st.response_done() {
             return Poll::Ready(Ok(ReceiveEvent::HttpDisconnect));
         }

@@ -6,4 +6,5 @@ pub mod decode;
 pub mod encode;
 pub(crate) mod exchange;
 pub mod parse;
+pub(crate) mod sse;
 pub(crate) mod write;

@@ -1,0 +1,315 @@
+//! The opening handshake (RFC 6455 §4.2): checking an upgrade request and writing the answer.
+//! No I/O: request head in, bytes out.
+
+use base64::Engine;
+use bytes::{BufMut, BytesMut};
+use pagi::{Headers, HttpVersion};
+use sha1::{Digest, Sha1};
+
+use crate::proto::h1::parse::{trim, BodyFraming, RequestHead};
+
+/// The GUID of RFC 6455 §1.3.
+const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Why an upgrade request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refuse {
+    /// 400 with this explanation.
+    Bad(&'static str),
+    /// 426 with `Sec-WebSocket-Version: 13`: a version we do not speak.
+    Version,
+}
+
+impl Refuse {
+    /// The full response, with `Connection: close`.
+    pub(crate) fn response(self, date: &[u8]) -> Vec<u8> {
+        let (status_line, extra, body): (&[u8], &[u8], &[u8]) = match self {
+            Refuse::Bad(_) => (b"400 Bad Request", b"", b"Bad Request\n"),
+            Refuse::Version => (
+                b"426 Upgrade Required",
+                b"sec-websocket-version: 13\r\n",
+                b"Upgrade Required\n",
+            ),
+        };
+        let mut out = Vec::with_capacity(200);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status_line);
+        out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\nconnection: close\r\n");
+        out.extend_from_slice(extra);
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+        out
+    }
+}
+
+impl std::fmt::Display for Refuse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refuse::Bad(why) => write!(f, "400 bad websocket handshake: {why}"),
+            Refuse::Version => f.write_str("426 unsupported websocket version"),
+        }
+    }
+}
+
+/// What a valid upgrade request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// The `Sec-WebSocket-Accept` value to answer with.
+    pub(crate) accept: String,
+    /// Offered subprotocols, in order.
+    pub(crate) subprotocols: Vec<String>,
+}
+
+/// Whether the request asks for a WebSocket (an `Upgrade` field listing `websocket`). Such a
+/// request is a WebSocket handshake, valid or not; anything else is plain HTTP.
+pub(crate) fn is_websocket(headers: &Headers) -> bool {
+    headers
+        .get_all("upgrade")
+        .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"websocket")))
+}
+
+/// Checks a WebSocket upgrade request (one for which [`is_websocket`] holds).
+pub(crate) fn check(head: &RequestHead) -> Result<Request, Refuse> {
+    if head.method != "GET" {
+        return Err(Refuse::Bad("method is not GET"));
+    }
+    if head.version != HttpVersion::Http11 {
+        return Err(Refuse::Bad("not HTTP/1.1"));
+    }
+    if head.framing != BodyFraming::Empty {
+        return Err(Refuse::Bad("upgrade request with a body"));
+    }
+    let h = &head.headers;
+    if !h
+        .get_all("connection")
+        .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"upgrade")))
+    {
+        return Err(Refuse::Bad("connection does not list upgrade"));
+    }
+    let mut versions = h.get_all("sec-websocket-version");
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if trim(v) == b"13" => {}
+        (None, _) => return Err(Refuse::Bad("missing sec-websocket-version")),
+        _ => return Err(Refuse::Version),
+    }
+    let mut keys = h.get_all("sec-websocket-key");
+    let key = match (keys.next(), keys.next()) {
+        (Some(k), None) => trim(k),
+        (None, _) => return Err(Refuse::Bad("missing sec-websocket-key")),
+        _ => return Err(Refuse::Bad("more than one sec-websocket-key")),
+    };
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(raw) if raw.len() == 16 => {}
+        _ => return Err(Refuse::Bad("sec-websocket-key is not 16 bytes in base64")),
+    }
+    let mut subprotocols = Vec::new();
+    for v in h.get_all("sec-websocket-protocol") {
+        for t in tokens(v) {
+            match std::str::from_utf8(t) {
+                Ok(s) if pagi::headers::is_token(t) => subprotocols.push(s.to_owned()),
+                _ => return Err(Refuse::Bad("malformed sec-websocket-protocol")),
+            }
+        }
+    }
+    Ok(Request {
+        accept: accept_key(key),
+        subprotocols,
+    })
+}
+
+/// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
+pub(crate) fn accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
+/// Header names the server owns in a 101 answer; the app's values for them are dropped.
+const OWNED: [&str; 7] = [
+    "upgrade",
+    "connection",
+    "transfer-encoding",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "content-length",
+];
+
+/// Encodes the 101 answer. `headers` are the app's extra fields (already checked).
+pub(crate) fn encode_101(
+    out: &mut BytesMut,
+    accept: &str,
+    subprotocol: Option<&str>,
+    extensions: Option<&str>,
+    headers: &Headers,
+    server: Option<&[u8]>,
+) {
+    out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ");
+    out.put_slice(accept.as_bytes());
+    out.put_slice(b"\r\n");
+    if let Some(p) = subprotocol {
+        put_field(out, b"sec-websocket-protocol", p.as_bytes());
+    }
+    if let Some(e) = extensions {
+        put_field(out, b"sec-websocket-extensions", e.as_bytes());
+    }
+    let mut has_server = false;
+    for (n, v) in headers {
+        if OWNED.iter().any(|o| n.eq_ignore_ascii_case(o.as_bytes())) {
+            continue;
+        }
+        has_server |= n.eq_ignore_ascii_case(b"server");
+        put_field(out, n, v);
+    }
+    if let (false, Some(s)) = (has_server, server) {
+        put_field(out, b"server", s);
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// The comma-separated, trimmed, non-empty items of a field value.
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::h1::parse::{parse_head, HeadLimits};
+
+    fn head(raw: &str) -> RequestHead {
+        let mut b = BytesMut::from(raw.as_bytes());
+        parse_head(&mut b, &HeadLimits::default())
+            .expect("parses")
+            .expect("complete")
+    }
+
+    const OK: &str = "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                      Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Protocol: v2\r\n\r\n";
+
+    #[test]
+    fn rfc_example_accept_key() {
+        // RFC 6455 §1.3.
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn valid_request() {
+        let h = head(OK);
+        assert!(is_websocket(&h.headers));
+        let r = check(&h).unwrap();
+        assert_eq!(r.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(r.subprotocols, ["chat", "superchat", "v2"]);
+    }
+
+    #[test]
+    fn refusals() {
+        let cases: &[(&str, &str, Refuse)] = &[
+            ("GET /chat", "POST /chat", Refuse::Bad("method is not GET")),
+            (
+                "Connection: keep-alive, Upgrade",
+                "Connection: keep-alive",
+                Refuse::Bad("connection does not list upgrade"),
+            ),
+            (
+                "Sec-WebSocket-Version: 13",
+                "Sec-WebSocket-Version: 8",
+                Refuse::Version,
+            ),
+            (
+                "Sec-WebSocket-Version: 13\r\n",
+                "",
+                Refuse::Bad("missing sec-websocket-version"),
+            ),
+            (
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                "",
+                Refuse::Bad("missing sec-websocket-key"),
+            ),
+            (
+                "dGhlIHNhbXBsZSBub25jZQ==",
+                "dGhlIHNhbXBsZQ==",
+                Refuse::Bad("sec-websocket-key is not 16 bytes in base64"),
+            ),
+            (
+                "dGhlIHNhbXBsZSBub25jZQ==",
+                "not base64!!",
+                Refuse::Bad("sec-websocket-key is not 16 bytes in base64"),
+            ),
+            (
+                "Host: x\r\n",
+                "Host: x\r\nContent-Length: 3\r\n",
+                Refuse::Bad("upgrade request with a body"),
+            ),
+            (
+                "superchat",
+                "super chat",
+                Refuse::Bad("malformed sec-websocket-protocol"),
+            ),
+        ];
+        for (from, to, want) in cases {
+            let raw = OK.replacen(from, to, 1);
+            assert_ne!(raw, OK, "{from}");
+            let h = head(&raw);
+            assert_eq!(check(&h), Err(*want), "{raw}");
+        }
+        let h = head(&OK.replacen("HTTP/1.1", "HTTP/1.0", 1));
+        assert_eq!(check(&h), Err(Refuse::Bad("not HTTP/1.1")));
+    }
+
+    #[test]
+    fn version_refusal_says_13() {
+        let r = Refuse::Version.response(b"Thu, 01 Jan 1970 00:00:00 GMT");
+        let s = String::from_utf8(r).unwrap();
+        assert!(s.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(s.contains("\r\nsec-websocket-version: 13\r\n"));
+        assert!(s.ends_with("\r\n\r\nUpgrade Required\n"));
+    }
+
+    #[test]
+    fn answer_bytes() {
+        let mut out = BytesMut::new();
+        let app = Headers::new()
+            .with("x-a", "1")
+            .with("Connection", "close")
+            .with("Sec-WebSocket-Protocol", "evil");
+        encode_101(
+            &mut out,
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+            Some("chat"),
+            Some("permessage-deflate"),
+            &app,
+            Some(b"pagi-server"),
+        );
+        assert_eq!(
+            &out[..],
+            &b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+               sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nsec-websocket-protocol: chat\r\n\
+               sec-websocket-extensions: permessage-deflate\r\nx-a: 1\r\nserver: pagi-server\r\n\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn upgrade_token_detection() {
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c, WebSocket\r\n\r\n");
+        assert!(is_websocket(&h.headers));
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n");
+        assert!(!is_websocket(&h.headers));
+    }
+}
