@@ -307,7 +307,7 @@ mod tests {
         assert!(encode_event(Some("a\rb"), "x", None, None).is_err());
         assert!(encode_event(None, "x", Some("1\n2"), None).is_err());
         assert!(encode_event(None, "x", Some("1\r"), None).is_err());
-        assert!(encode_event(None, "x", Some("1\02"), None).is_err());
+        assert!(encode_event(None, "x", Some("1\u{0}2"), None).is_err());
     }
 
     #[test]

@@ -248,9 +248,8 @@ impl<I: Io> Driver<'_, I> {
             // Timers.
             self.timers(&mut st, now, progress);
             if st.phase == Phase::Closed && (st.out.is_empty() || self.write_failed) && !self.shut {
-                if self.write_failed {
-                    self.shut = true;
-                } else if Pin::new(&mut *self.io).poll_shutdown(cx).is_ready() {
+                // A failed socket is not shut down politely.
+                if self.write_failed || Pin::new(&mut *self.io).poll_shutdown(cx).is_ready() {
                     self.shut = true;
                 }
                 if self.shut {

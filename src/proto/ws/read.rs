@@ -159,6 +159,7 @@ impl Reader {
 
     /// Bytes currently pinned by an incomplete message (the capacity of its assembly buffer;
     /// bytes still in the caller's buffer are not counted), for memory accounting.
+    #[cfg_attr(not(test), allow(dead_code))] // memory accounting in tests
     pub(crate) fn pending_bytes(&self) -> usize {
         self.msg.as_ref().map_or(0, |m| m.data.capacity())
     }
