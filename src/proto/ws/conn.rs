@@ -129,6 +129,9 @@ pub(crate) async fn serve<I: Io, A: App>(
         result: None,
         finish_handled: false,
         ping_seq: 0,
+        stash: None,
+        stash_polled: false,
+        need_turn: false,
     };
     poll_fn(|cx| d.poll(cx, app.as_mut())).await;
 }
@@ -161,6 +164,12 @@ struct Driver<'a, I> {
     result: Option<Result<(), BoxError>>,
     finish_handled: bool,
     ping_seq: u32,
+    /// A received message that found the queue full; it waits for the app's next turn.
+    stash: Option<pagi::Message>,
+    /// The app has been polled since the message was stashed (and still left no room).
+    stash_polled: bool,
+    /// The reader stopped to give the app a turn first.
+    need_turn: bool,
 }
 
 impl<I: Io> Driver<'_, I> {
@@ -172,6 +181,7 @@ impl<I: Io> Driver<'_, I> {
         let mut wakers: Vec<Waker> = Vec::new();
         loop {
             if self.result.is_none() {
+                self.stash_polled = self.stash.is_some();
                 session.lock().in_app_poll = true;
                 let polled = std::panic::catch_unwind(AssertUnwindSafe(|| app.as_mut().poll(cx)));
                 let mut st = session.lock();
@@ -230,15 +240,22 @@ impl<I: Io> Driver<'_, I> {
 
             // Write.
             let queued = st.out.len();
+            let mut blocked = false;
             if queued > 0 && !self.write_failed {
-                if let Poll::Ready(Err(e)) = st.out.poll_flush(cx, &mut *self.io) {
-                    tracing::debug!(client = ?self.peer.client, error = %e, "websocket write failed");
-                    self.abort(&mut st, "write_error");
+                match st.out.poll_flush(cx, &mut *self.io) {
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(client = ?self.peer.client, error = %e, "websocket write failed");
+                        self.abort(&mut st, "write_error");
+                    }
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Pending => blocked = true,
                 }
             }
             let progress = st.out.len() < queued;
+            let written = st.out.len();
 
             // Read.
+            self.need_turn = false;
             let reads_left = self.read(cx, &mut st);
 
             if st.pong_seen {
@@ -254,8 +271,13 @@ impl<I: Io> Driver<'_, I> {
                 }
                 if self.shut {
                     self.drain_due = Some(now + DRAIN);
+                    // Look at the socket again: the peer may have closed already.
+                    wakers.push(cx.waker().clone());
                 }
             }
+            // Frames queued by the reader or the timers (pongs, closes, pings) go out now,
+            // unless the socket is full (then its readiness wakes us).
+            let fresh_output = st.out.len() > written && !self.write_failed && !blocked;
             let socket_done = self.shut
                 && (self.read_eof || self.write_failed || self.drain_due.is_some_and(|d| now >= d));
             let deadline = [
@@ -278,7 +300,7 @@ impl<I: Io> Driver<'_, I> {
 
             st.take_app_wakers(&mut wakers);
             drop(st);
-            let mut again = timer_fired;
+            let mut again = timer_fired || fresh_output || self.need_turn;
             for w in wakers.drain(..) {
                 if w.will_wake(cx.waker()) {
                     again = true;
@@ -374,15 +396,30 @@ impl<I: Io> Driver<'_, I> {
             } else if let Some(reader) = self.reader.as_mut() {
                 if matches!(st.phase, Phase::Open | Phase::Closing) {
                     loop {
+                        if let Some(m) = self.stash.take() {
+                            match offer(st, m, self.max_queue, self.limits.max_message) {
+                                None => {}
+                                Some(m) if !self.stash_polled => {
+                                    // Full: give the app a turn to make room first.
+                                    self.stash = Some(m);
+                                    self.need_turn = true;
+                                    return reads;
+                                }
+                                Some(_) => {
+                                    overflow(st, self.peer);
+                                    break;
+                                }
+                            }
+                        }
                         match reader.decode(self.read_buf) {
                             Ok(Some(item)) => {
-                                handle(
-                                    st,
-                                    item,
-                                    self.max_queue,
-                                    self.limits.max_message,
-                                    self.peer,
-                                );
+                                if let Some(m) =
+                                    handle(st, item, self.max_queue, self.limits.max_message)
+                                {
+                                    self.stash = Some(m);
+                                    self.stash_polled = false;
+                                    continue;
+                                }
                                 if !matches!(st.phase, Phase::Open | Phase::Closing) {
                                     break;
                                 }
@@ -475,31 +512,39 @@ impl<I: Io> Driver<'_, I> {
         } else {
             self.closing_due = None;
         }
-        let stalled = !st.out.is_empty() && !self.write_failed && !progress;
-        if !stalled || self.io_timeout.is_zero() {
+        // The write stall guard: queued output that makes no progress for `timeout_io`.
+        if st.out.is_empty() || self.write_failed || self.io_timeout.is_zero() {
             self.stall_due = None;
-        } else {
-            let due = *self.stall_due.get_or_insert(now + self.io_timeout);
-            if now >= due {
-                tracing::info!(client = ?self.peer.client, "websocket client stopped reading; dropping the connection");
-                self.stall_due = None;
-                self.abort(st, "write_timeout");
-            }
+        } else if progress || self.stall_due.is_none() {
+            self.stall_due = Some(now + self.io_timeout);
+        } else if self.stall_due.is_some_and(|due| now >= due) {
+            tracing::info!(client = ?self.peer.client, "websocket client stopped reading; dropping the connection");
+            self.stall_due = None;
+            self.abort(st, "write_timeout");
         }
     }
 }
 
-/// One decoded item from the peer.
-fn handle(st: &mut St, item: Incoming, max_queue: usize, max_message: usize, peer: &Peer) {
+/// One decoded item from the peer. Returns a message that found the receive queue full.
+fn handle(
+    st: &mut St,
+    item: Incoming,
+    max_queue: usize,
+    max_message: usize,
+) -> Option<pagi::Message> {
     match item {
-        Incoming::Text(t) => enqueue(st, pagi::Message::Text(t), max_queue, max_message, peer),
-        Incoming::Binary(b) => enqueue(st, pagi::Message::Binary(b), max_queue, max_message, peer),
+        Incoming::Text(t) => offer(st, pagi::Message::Text(t), max_queue, max_message),
+        Incoming::Binary(b) => offer(st, pagi::Message::Binary(b), max_queue, max_message),
         Incoming::Ping(p) => {
             if st.phase == Phase::Open {
                 st.push_frame(OpCode::Pong, false, p);
             }
+            None
         }
-        Incoming::Pong(_) => st.pong_seen = true,
+        Incoming::Pong(_) => {
+            st.pong_seen = true;
+            None
+        }
         Incoming::Close(c) => {
             let (code, reason) = match c {
                 Some((code, reason)) => (code, reason),
@@ -511,28 +556,43 @@ fn handle(st: &mut St, item: Incoming, max_queue: usize, max_message: usize, pee
             }
             st.phase = Phase::Closed;
             st.close_with(code, reason);
+            None
         }
     }
 }
 
-fn enqueue(st: &mut St, m: pagi::Message, max_queue: usize, max_message: usize, peer: &Peer) {
+/// Queues a message for the app; gives it back when the queue is full (by count, or by bytes:
+/// twice the message size limit).
+fn offer(
+    st: &mut St,
+    m: pagi::Message,
+    max_queue: usize,
+    max_message: usize,
+) -> Option<pagi::Message> {
     if st.phase != Phase::Open {
-        return; // closing: data is dropped
+        return None; // closing: data is dropped
     }
     let byte_cap = if max_message == 0 {
         usize::MAX
     } else {
         max_message.saturating_mul(2)
     };
-    if st.inbound.len() >= max_queue.max(1) || st.inbound_bytes + m.len() > byte_cap {
-        tracing::info!(client = ?peer.client, queued = st.inbound.len(), "websocket app does not keep up; closing with 1008");
-        st.send_close(Some(1008), "queue overflow");
-        st.phase = Phase::Closed;
-        st.close_with(1008, "queue_overflow");
-        return;
+    let full = st.inbound.len() >= max_queue.max(1)
+        || (!st.inbound.is_empty() && st.inbound_bytes + m.len() > byte_cap);
+    if full {
+        return Some(m);
     }
     st.inbound_bytes += m.len();
     st.inbound.push_back(m);
+    None
+}
+
+/// The app had its turn and the receive queue is still full: close with 1008.
+fn overflow(st: &mut St, peer: &Peer) {
+    tracing::info!(client = ?peer.client, queued = st.inbound.len(), "websocket app does not keep up; closing with 1008");
+    st.send_close(Some(1008), "queue overflow");
+    st.phase = Phase::Closed;
+    st.close_with(1008, "queue_overflow");
 }
 
 /// The peer broke the protocol: send the error's code and close.
