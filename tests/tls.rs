@@ -2057,3 +2057,106 @@ fn sighup_reloads_the_binary() {
     let st = p.wait_exit().expect("exits after SIGTERM");
     assert_eq!(st.code(), Some(0), "{}", p.stderr());
 }
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket and SSE over TLS
+// ---------------------------------------------------------------------------------------------
+
+/// A WebSocket over TLS: the scope says `wss` and carries the tls extension; messages echo.
+#[test]
+fn wss_scope_and_echo() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let pki = Pki::new();
+    let (_, cert, key) = pki.server_files("server");
+    let tls = pki.tls(&cert, &key);
+    let srv = serve_on(
+        |scope: Scope, rx: Receiver, tx: Sender| async move {
+            let Scope::Websocket(req) = scope else {
+                return Err::<(), BoxError>("websocket only".into());
+            };
+            rx.receive().await?; // websocket.connect
+            tx.send(SendEvent::WebsocketAccept {
+                subprotocol: None,
+                headers: Headers::new(),
+            })
+            .await?;
+            let info = serde_json::json!({
+                "scheme": req.scheme,
+                "tls_version": req.extensions.tls.as_ref().map(|t| t.tls_version),
+            });
+            tx.send(SendEvent::WebsocketSend(pagi::Message::Text(
+                info.to_string(),
+            )))
+            .await?;
+            while let pagi::ReceiveEvent::WebsocketReceive(m) = rx.receive().await? {
+                tx.send(SendEvent::WebsocketSend(m)).await?;
+            }
+            Ok(())
+        },
+        &["https://127.0.0.1:0"],
+        move |c| {
+            c.lifespan = LifespanMode::Off;
+            c.tls = Some(tls);
+        },
+    );
+    run(async {
+        let cfg = client(pki.roots(), tls13(), None);
+        let s = connect(srv.addr(), &cfg).await.expect("handshake");
+        let url = format!("wss://localhost:{}/chat", srv.addr().port());
+        let (mut ws, resp) =
+            tokio::time::timeout(IO_LIMIT, tokio_tungstenite::client_async(url, s))
+                .await
+                .expect("in time")
+                .expect("websocket handshake");
+        assert_eq!(resp.status(), 101);
+        let first = ws.next().await.expect("a message").expect("ok");
+        assert_eq!(
+            first,
+            Message::Text(r#"{"scheme":"wss","tls_version":772}"#.into())
+        );
+        ws.send(Message::Text("over tls".into()))
+            .await
+            .expect("send");
+        assert_eq!(
+            ws.next().await.expect("echo").expect("ok"),
+            Message::Text("over tls".into())
+        );
+        ws.send(Message::Binary(vec![0u8, 1, 2, 255].into()))
+            .await
+            .expect("send");
+        assert_eq!(
+            ws.next().await.expect("echo").expect("ok"),
+            Message::Binary(vec![0u8, 1, 2, 255].into())
+        );
+        ws.close(None).await.expect("close");
+    });
+}
+
+/// An SSE stream over TLS: the server's clock, through curl.
+#[test]
+fn sse_over_tls_with_curl() {
+    let pki = Pki::new();
+    let (_, cert, key) = pki.server_files("server");
+    let tls = pki.tls(&cert, &key);
+    let srv = serve_on(pagi_server::demo::app, &["https://127.0.0.1:0"], move |c| {
+        c.lifespan = LifespanMode::Off;
+        c.tls = Some(tls);
+    });
+    let out = Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "10", "--cacert"])
+        .arg(pki.path("ca.pem"))
+        .args(["-H", "Accept: text/event-stream", "--resolve"])
+        .arg(format!("localhost:{}:127.0.0.1", srv.addr().port()))
+        .arg(format!(
+            "https://localhost:{}/clock?ms=20&n=2",
+            srv.addr().port()
+        ))
+        .output()
+        .expect("run curl");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{body} {:?}", out);
+    assert!(body.contains("event: tick\nid: 0\ndata: "), "{body}");
+    assert!(body.contains("event: tick\nid: 1\ndata: "), "{body}");
+}
