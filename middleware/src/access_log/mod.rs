@@ -1,0 +1,1 @@
+//! AccessLog: one line per request, WebSocket or SSE stream. (In progress.)

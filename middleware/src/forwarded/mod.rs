@@ -1,0 +1,1 @@
+//! XForwardedFor: proxy headers, applied only for trusted peers. (In progress.)

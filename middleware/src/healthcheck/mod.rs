@@ -1,0 +1,1 @@
+//! Healthcheck: an endpoint answered without the app. (In progress.)

@@ -1,0 +1,1 @@
+//! Lint: checks an app's events against the spec. (In progress.)

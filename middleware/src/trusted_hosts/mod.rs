@@ -1,0 +1,1 @@
+//! TrustedHosts: a `Host` allow-list. (In progress.)
