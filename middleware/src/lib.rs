@@ -31,6 +31,10 @@ pub mod observe;
 pub mod request_id;
 pub mod trusted_hosts;
 
+#[cfg(test)]
+mod testkit;
+mod util;
+
 use pagi::{App, Receiver, Scope, Sender};
 
 /// Wraps an app in a middleware.
