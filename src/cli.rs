@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pagi_middleware::access_log::{AccessLog, Format, Output, Reopen};
+use pagi_middleware::forwarded::{TrustedProxies, XForwardedFor};
+use pagi_middleware::Stack;
+
 use crate::config::Config;
 use crate::error::Error;
 use crate::listener::{parse_mode, ListenSpec};
@@ -110,6 +114,30 @@ pub struct Cli {
     /// Do not negotiate permessage-deflate compression.
     #[arg(long)]
     pub no_ws_per_message_deflate: bool,
+    /// Take the client address, scheme and host from X-Forwarded-* / Forwarded headers, but
+    /// only on connections from --forwarded-allow-ips.
+    #[arg(long)]
+    pub proxy_headers: bool,
+    /// Peers whose proxy headers are trusted: IPs and CIDRs (IPv4 and IPv6), `unix` for
+    /// Unix-socket peers, `*` for all.
+    #[arg(
+        long,
+        env = "FORWARDED_ALLOW_IPS",
+        default_value = "127.0.0.1,::1,unix",
+        value_name = "LIST"
+    )]
+    pub forwarded_allow_ips: String,
+    /// Write an access log line per request, WebSocket and SSE stream: to FILE, or to stderr
+    /// without one. Reopened on SIGUSR1 (for logrotate).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "no_access_log")]
+    pub access_log: Option<Option<std::path::PathBuf>>,
+    /// Access log format: clf, common, combined, tiny, json, or a format string of
+    /// gunicorn-style atoms (%h %t "%r" %s %b %D %{header}i ...).
+    #[arg(long, default_value = "combined", value_name = "FORMAT")]
+    pub access_log_format: String,
+    /// No access log (the default; for scripts that want to say so).
+    #[arg(long)]
+    pub no_access_log: bool,
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -230,7 +258,35 @@ pub fn run<A: App>(cli: Cli, app: A) -> ExitCode {
     }
 }
 
+/// The middleware the options ask for: proxy headers outermost (so the access log sees the
+/// real client), then the access log.
+fn middleware(cli: &Cli) -> Result<(Option<XForwardedFor>, Option<AccessLog>), Error> {
+    let xff = if cli.proxy_headers {
+        let trusted = TrustedProxies::parse(&cli.forwarded_allow_ips)
+            .map_err(|e| Error::new(format!("--forwarded-allow-ips: {e}")))?;
+        Some(XForwardedFor::new(trusted))
+    } else {
+        None
+    };
+    let access = match &cli.access_log {
+        Some(file) if !cli.no_access_log => {
+            let format = Format::parse(&cli.access_log_format)
+                .map_err(|e| Error::new(format!("--access-log-format: {e}")))?;
+            let output = match file {
+                Some(path) => Output::File(path.clone()),
+                None => Output::Stderr,
+            };
+            Some(AccessLog::new(format, output).map_err(|e| Error::new(e.to_string()))?)
+        }
+        _ => None,
+    };
+    Ok((xff, access))
+}
+
 fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
+    let (xff, access) = middleware(&cli)?;
+    let reopen = access.as_ref().map(AccessLog::reopener);
+    let app = Stack::new().layer(xff).layer(access).app(app);
     let config = cli.config()?;
     let listeners = cli.listeners()?;
     let threads = cli
@@ -254,8 +310,25 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
         }
         let server = b.bind().await?;
         reload_on_hangup(server.handle());
+        if let Some(r) = reopen {
+            reopen_on_usr1(r);
+        }
         server.run_until(shutdown_signal()).await
     })
+}
+
+/// SIGUSR1 reopens the access log file (after logrotate moved it).
+fn reopen_on_usr1(reopen: Reopen) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            reopen.reopen();
+            tracing::info!("SIGUSR1: access log reopened");
+        }
+    });
 }
 
 /// SIGHUP re-reads the TLS certificate and key (new handshakes use them).

@@ -1147,3 +1147,115 @@ fn debug_log_level_logs_refused_requests() {
         "info level logs the listeners:\n{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Middleware options: proxy headers and the access log
+// ---------------------------------------------------------------------------------------------
+
+/// Waits until `path` holds at least `lines` lines (the access log is written in the
+/// background).
+fn wait_lines(path: &Path, lines: usize) -> String {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = fs::read_to_string(path).unwrap_or_default();
+        if s.lines().count() >= lines || Instant::now() > end {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn access_log_with_proxy_headers_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let log_s = log.to_string_lossy().into_owned();
+    let (p, addr) = start_tcp(&[
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+        "--access-log",
+        &log_s,
+        "--access-log-format",
+        "%h %s %b \"%r\" %{x-forwarded-proto}i",
+    ]);
+    let mut c = Client::connect(addr);
+    c.send(b"GET /?a=1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.1\r\nX-Forwarded-Proto: https\r\n\r\n");
+    assert_eq!(c.response(false).status, 200);
+    // 10.0.0.1 is not trusted, so it is the client (the walk goes from the right).
+    let got = wait_lines(&log, 1);
+    assert_eq!(got, "10.0.0.1 200 13 \"GET /?a=1 HTTP/1.1\" https\n");
+
+    // logrotate: move the file away, SIGUSR1, and the next line goes to a new file.
+    let rotated = dir.path().join("access.log.1");
+    fs::rename(&log, &rotated).unwrap();
+    p.signal("USR1");
+    let end = Instant::now() + Duration::from_secs(5);
+    while !p.stderr().contains("access log reopened") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.send(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.response(false).status, 404);
+    assert_eq!(
+        wait_lines(&log, 1),
+        "127.0.0.1 404 10 \"GET /nope HTTP/1.1\" -\n"
+    );
+    assert_eq!(
+        fs::read_to_string(&rotated).unwrap().lines().count(),
+        1,
+        "the old file keeps only the first line"
+    );
+}
+
+#[test]
+fn proxy_headers_from_an_untrusted_peer_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let log_s = log.to_string_lossy().into_owned();
+    let (_p, addr) = start_tcp(&[
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "10.0.0.0/8, ::1",
+        "--access-log",
+        &log_s,
+        "--access-log-format",
+        "%h %s",
+    ]);
+    let mut c = Client::connect(addr);
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n");
+    assert_eq!(c.response(false).status, 200);
+    assert_eq!(wait_lines(&log, 1), "127.0.0.1 200\n");
+}
+
+#[test]
+fn middleware_option_errors() {
+    assert_startup_error(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-headers",
+            "--forwarded-allow-ips",
+            "10.0.0.300",
+        ],
+        &["--forwarded-allow-ips", "10.0.0.300"],
+    );
+    assert_startup_error(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--access-log",
+            "--access-log-format",
+            "%Q",
+        ],
+        &["--access-log-format"],
+    );
+    assert_startup_error(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--access-log",
+            "/nonexistent-dir/x.log",
+        ],
+        &["/nonexistent-dir/x.log"],
+    );
+}
