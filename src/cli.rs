@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use pagi_middleware::access_log::{AccessLog, Format, Output, Reopen};
 use pagi_middleware::forwarded::{TrustedProxies, XForwardedFor};
+use pagi_middleware::healthcheck::Healthcheck;
+use pagi_middleware::request_id::RequestId;
+use pagi_middleware::trusted_hosts::TrustedHosts;
 use pagi_middleware::Stack;
 
 use crate::config::Config;
@@ -138,6 +141,16 @@ pub struct Cli {
     /// No access log (the default; for scripts that want to say so).
     #[arg(long)]
     pub no_access_log: bool,
+    /// Answer GET/HEAD on PATH with 200 "OK" without calling the app (load balancer checks).
+    #[arg(long, value_name = "PATH")]
+    pub healthcheck: Option<String>,
+    /// Only serve requests whose Host is in LIST (names, `*.suffix`, `*`); others get 400.
+    #[arg(long, value_name = "LIST")]
+    pub trusted_hosts: Option<String>,
+    /// Give every request an id: the client's `x-request-id` if sane, else a new one; it is in
+    /// the scope and echoed in the response.
+    #[arg(long)]
+    pub request_id: bool,
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -258,9 +271,8 @@ pub fn run<A: App>(cli: Cli, app: A) -> ExitCode {
     }
 }
 
-/// The middleware the options ask for: proxy headers outermost (so the access log sees the
-/// real client), then the access log.
-fn middleware(cli: &Cli) -> Result<(Option<XForwardedFor>, Option<AccessLog>), Error> {
+/// The middleware the options ask for.
+fn middleware(cli: &Cli) -> Result<Layers, Error> {
     let xff = if cli.proxy_headers {
         let trusted = TrustedProxies::parse(&cli.forwarded_allow_ips)
             .map_err(|e| Error::new(format!("--forwarded-allow-ips: {e}")))?;
@@ -280,13 +292,46 @@ fn middleware(cli: &Cli) -> Result<(Option<XForwardedFor>, Option<AccessLog>), E
         }
         _ => None,
     };
-    Ok((xff, access))
+    let hosts = match &cli.trusted_hosts {
+        Some(list) => Some(
+            TrustedHosts::try_new(list.split(',').map(str::trim).filter(|h| !h.is_empty()))
+                .map_err(|e| Error::new(format!("--trusted-hosts: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Layers {
+        xff,
+        access,
+        health: cli
+            .healthcheck
+            .as_ref()
+            .map(|p| Healthcheck::new(p.clone())),
+        hosts,
+        request_id: cli.request_id.then(RequestId::new),
+    })
+}
+
+/// The middleware of the command line, each optional.
+struct Layers {
+    xff: Option<XForwardedFor>,
+    access: Option<AccessLog>,
+    health: Option<Healthcheck>,
+    hosts: Option<TrustedHosts>,
+    request_id: Option<RequestId>,
 }
 
 fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
-    let (xff, access) = middleware(&cli)?;
-    let reopen = access.as_ref().map(AccessLog::reopener);
-    let app = Stack::new().layer(xff).layer(access).app(app);
+    let m = middleware(&cli)?;
+    let reopen = m.access.as_ref().map(AccessLog::reopener);
+    // Outermost first: the real client before anything logs or checks it; health checks before
+    // the host check (load balancers probe by IP).
+    let app = Stack::new()
+        .layer(m.xff)
+        .layer(m.request_id)
+        .layer(m.access)
+        .layer(m.health)
+        .layer(m.hosts)
+        .app(app);
     let config = cli.config()?;
     let listeners = cli.listeners()?;
     let threads = cli

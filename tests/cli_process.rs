@@ -1259,3 +1259,29 @@ fn middleware_option_errors() {
         &["/nonexistent-dir/x.log"],
     );
 }
+
+#[test]
+fn healthcheck_trusted_hosts_and_request_id_options() {
+    let (_p, addr) = start_tcp(&[
+        "--healthcheck",
+        "/healthz",
+        "--trusted-hosts",
+        "example.com, *.example.org",
+        "--request-id",
+    ]);
+    let mut c = Client::connect(addr);
+    // The health check answers before the host check.
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: 10.1.2.3\r\n\r\n");
+    let r = c.response(false);
+    assert_eq!((r.status, r.body_str().as_str()), (200, "OK\n"));
+    c.send(b"GET / HTTP/1.1\r\nHost: api.example.org:8080\r\nX-Request-Id: abc-123\r\n\r\n");
+    let r = c.response(false);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-request-id"), Some("abc-123"));
+    c.send(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    let r = c.response(false);
+    let id = r.header("x-request-id").unwrap_or_default().to_owned();
+    assert_eq!(id.len(), 36, "a generated, UUID-shaped id: {id:?}");
+    c.send(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    assert_eq!(c.response(false).status, 400);
+}
