@@ -13,7 +13,8 @@ use pagi_middleware::request_id::RequestId;
 use pagi_middleware::trusted_hosts::TrustedHosts;
 use pagi_middleware::Stack;
 
-use crate::config::Config;
+use crate::access::{Cidr, List, Source};
+use crate::config::{Config, ProxyProtocol};
 use crate::error::Error;
 use crate::listener::{parse_mode, ListenSpec};
 use crate::server::{parse_lifespan, Server};
@@ -151,6 +152,20 @@ pub struct Cli {
     /// the scope and echoed in the response.
     #[arg(long)]
     pub request_id: bool,
+    /// PROXY protocol header expected from peers in --proxy-allow-from: off, v1, v2 or auto
+    /// (either; told apart by the first bytes).
+    #[arg(long, value_name = "MODE", default_value = "off")]
+    pub proxy_protocol: ProxyProtocol,
+    /// Peers whose PROXY headers are believed (and required): comma-separated IP networks
+    /// (10.0.0.0/8, ::1) and `unix` for Unix socket connections; "" for nobody. Repeatable.
+    #[arg(long, value_name = "LIST", default_value = "127.0.0.0/8,::1,unix")]
+    pub proxy_allow_from: Vec<List<Source>>,
+    /// Only TCP peers in these networks may connect (comma-separated, repeatable; deny wins).
+    #[arg(long, value_name = "LIST")]
+    pub allow_from: Vec<List<Cidr>>,
+    /// TCP peers in these networks are refused at accept (comma-separated, repeatable).
+    #[arg(long, value_name = "LIST")]
+    pub deny_from: Vec<List<Cidr>>,
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -171,6 +186,10 @@ impl Cli {
             lifespan: self.lifespan,
             lifespan_startup_timeout: self.lifespan_startup_timeout,
             root_path: Arc::from(self.root_path.as_str()),
+            proxy_protocol: self.proxy_protocol,
+            proxy_allow_from: flatten(&self.proxy_allow_from),
+            allow_from: flatten(&self.allow_from),
+            deny_from: flatten(&self.deny_from),
             ..Config::default()
         };
         c.head.max_request_line = self.max_request_line;
@@ -208,6 +227,10 @@ impl Cli {
         }
         self.listen.iter().map(|s| s.parse()).collect()
     }
+}
+
+fn flatten<T: Clone>(lists: &[List<T>]) -> Vec<T> {
+    lists.iter().flat_map(|l| l.0.iter().cloned()).collect()
 }
 
 fn parse_client_verify(s: &str) -> Result<ClientVerify, String> {
@@ -463,5 +486,83 @@ mod tests {
             cli.listeners().unwrap(),
             vec![ListenSpec::tcp("127.0.0.1:8000")]
         );
+        assert_eq!(c.proxy_protocol, ProxyProtocol::Off);
+        assert_eq!(c.proxy_protocol, d.proxy_protocol);
+        assert_eq!(c.proxy_allow_from, d.proxy_allow_from);
+        assert_eq!(c.allow_from, d.allow_from);
+        assert_eq!(c.deny_from, d.deny_from);
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut all = vec!["pagi-server"];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        cli.config().map_err(|e| e.to_string())
+    }
+
+    fn strings<T: ToString>(items: &[T]) -> Vec<String> {
+        items.iter().map(T::to_string).collect()
+    }
+
+    #[test]
+    fn proxy_protocol_flags() {
+        for (arg, mode) in [
+            ("off", ProxyProtocol::Off),
+            ("v1", ProxyProtocol::V1),
+            ("v2", ProxyProtocol::V2),
+            ("auto", ProxyProtocol::Auto),
+        ] {
+            let c = parse(&["--proxy-protocol", arg]).unwrap();
+            assert_eq!(c.proxy_protocol, mode);
+        }
+        let e = parse(&["--proxy-protocol", "v3"]).unwrap_err();
+        assert!(e.contains("off, v1, v2 or auto"), "{e}");
+        assert!(parse(&["--proxy-protocol"]).is_err());
+
+        let c = parse(&["--proxy-protocol", "auto"]).unwrap();
+        assert_eq!(
+            strings(&c.proxy_allow_from),
+            ["127.0.0.0/8", "::1/128", "unix"]
+        );
+        // A list replaces the default; lists add up when repeated.
+        let c = parse(&[
+            "--proxy-allow-from",
+            "10.0.0.0/8, fd00::/8",
+            "--proxy-allow-from=unix",
+        ])
+        .unwrap();
+        assert_eq!(
+            strings(&c.proxy_allow_from),
+            ["10.0.0.0/8", "fd00::/8", "unix"]
+        );
+        let c = parse(&["--proxy-allow-from", ""]).unwrap();
+        assert!(c.proxy_allow_from.is_empty());
+        let e = parse(&["--proxy-allow-from", "10.0.0.0/40"]).unwrap_err();
+        assert!(e.contains("10.0.0.0/40"), "{e}");
+        assert!(parse(&["--proxy-allow-from", "proxy.example"]).is_err());
+    }
+
+    #[test]
+    fn allow_and_deny_flags() {
+        let c = parse(&[
+            "--allow-from",
+            "10.0.0.0/8,192.168.1.7",
+            "--allow-from",
+            "2001:db8::/32",
+            "--deny-from",
+            "10.9.0.0/16",
+        ])
+        .unwrap();
+        assert_eq!(
+            strings(&c.allow_from),
+            ["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"]
+        );
+        assert_eq!(strings(&c.deny_from), ["10.9.0.0/16"]);
+        let c = parse(&[]).unwrap();
+        assert!(c.allow_from.is_empty() && c.deny_from.is_empty());
+        let e = parse(&["--deny-from", "unix"]).unwrap_err();
+        assert!(e.contains("always allowed"), "{e}");
+        assert!(parse(&["--allow-from", "10.0.0.0/8,,10.1.0.0/16"]).is_err());
+        assert!(parse(&["--deny-from", "300.0.0.1"]).is_err());
     }
 }

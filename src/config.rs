@@ -4,7 +4,10 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access::{Cidr, Source};
+use crate::error::Error;
 use crate::proto::h1::parse::HeadLimits;
+use crate::proxy_protocol::Version;
 
 /// Whether and how the lifespan protocol runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -16,6 +19,61 @@ pub enum LifespanMode {
     On,
     /// Do not run it.
     Off,
+}
+
+/// Whether connections start with a PROXY protocol header (see [`Config::proxy_protocol`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProxyProtocol {
+    /// No header is expected; every peer is served as it is (default).
+    #[default]
+    Off,
+    /// Peers in `proxy_allow_from` must send a v1 (text) header.
+    V1,
+    /// Peers in `proxy_allow_from` must send a v2 (binary) header.
+    V2,
+    /// Peers in `proxy_allow_from` must send a header, v1 or v2 (told apart by the first
+    /// bytes).
+    Auto,
+}
+
+impl ProxyProtocol {
+    /// Whether a header of this version is accepted.
+    pub fn accepts(self, version: Version) -> bool {
+        matches!(
+            (self, version),
+            (ProxyProtocol::Auto, _)
+                | (ProxyProtocol::V1, Version::V1)
+                | (ProxyProtocol::V2, Version::V2)
+        )
+    }
+}
+
+impl std::str::FromStr for ProxyProtocol {
+    type Err = Error;
+
+    /// `off`, `v1`, `v2` or `auto`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "off" => Ok(ProxyProtocol::Off),
+            "v1" => Ok(ProxyProtocol::V1),
+            "v2" => Ok(ProxyProtocol::V2),
+            "auto" => Ok(ProxyProtocol::Auto),
+            _ => Err(Error::new(format!(
+                "{s:?}: the PROXY protocol setting is off, v1, v2 or auto"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for ProxyProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProxyProtocol::Off => "off",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+            ProxyProtocol::Auto => "auto",
+        })
+    }
 }
 
 /// All settings of a server.
@@ -62,6 +120,28 @@ pub struct Config {
     pub max_discard_body: u64,
     /// WebSocket settings.
     pub ws: WsConfig,
+    /// The PROXY protocol (HAProxy's v1/v2 header naming the client a proxy relays). When on,
+    /// a connection from a peer in `proxy_allow_from` must start with a header of an accepted
+    /// version, before TLS and HTTP, within `timeout_header_read`; the address it names becomes
+    /// the scope's `client` (also on Unix sockets). `LOCAL`, `UNKNOWN` and `AF_UNSPEC` keep
+    /// the real peer; an `AF_UNIX` client has no address (`client` is `None`). A missing,
+    /// malformed or unfinished header closes the connection (logged at info; a connection
+    /// that sends nothing before the timeout is closed quietly). Peers outside
+    /// `proxy_allow_from` are served as themselves, and one that sends a header anyway is
+    /// closed (logged at info), so a client cannot claim another address. Default off.
+    pub proxy_protocol: ProxyProtocol,
+    /// Peers whose PROXY headers are believed: IP networks and `unix` (every Unix socket
+    /// connection). Default `127.0.0.0/8`, `::1` and `unix`: a proxy on the same host. Empty:
+    /// nobody's.
+    pub proxy_allow_from: Vec<Source>,
+    /// When not empty, only TCP peers in these networks may connect. Checked on the socket's
+    /// peer at accept, before TLS and the PROXY header; refused connections are closed without
+    /// a byte, logged at debug, and do not count as connections. `deny_from` wins over it.
+    /// Unix socket peers are always allowed. Default empty (everyone).
+    pub allow_from: Vec<Cidr>,
+    /// TCP peers in these networks are refused at accept, like peers outside `allow_from`,
+    /// even when `allow_from` lists them. Default empty.
+    pub deny_from: Vec<Cidr>,
 }
 
 /// WebSocket settings.
@@ -122,6 +202,10 @@ impl Default for Config {
             max_discard_body: 64 * 1024,
             tls: None,
             ws: WsConfig::default(),
+            proxy_protocol: ProxyProtocol::Off,
+            proxy_allow_from: crate::access::default_proxy_allow_from(),
+            allow_from: Vec::new(),
+            deny_from: Vec::new(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! # pagi-server
 //!
 //! A server for [PAGI](pagi) apps: HTTP/1.1 (its own engine on `httparse`), lifespan, TCP (v4 and
-//! v6) and Unix-socket listeners, graceful shutdown, and the `pagi-server` command line.
+//! v6) and Unix-socket listeners, the PROXY protocol ([`proxy_protocol`]) and allow/deny lists
+//! ([`access`]), graceful shutdown, and the `pagi-server` command line.
 //!
 //! Run your own app with the same command line as the `pagi-server` binary:
 //!
@@ -34,6 +35,7 @@
 //! app's future is polled by the connection's driver, not spawned. Dropping the connection (on a
 //! hard shutdown) drops the app's future.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -42,9 +44,10 @@ pub mod io;
 pub(crate) mod lifespan;
 pub mod listener;
 pub mod proto;
+pub mod proxy_protocol;
 pub mod server;
 pub mod tls;
 
-pub use config::{Config, LifespanMode};
+pub use config::{Config, LifespanMode, ProxyProtocol};
 pub use error::Error;
 pub use server::{Builder, Handle, LocalAddr, Server};

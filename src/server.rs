@@ -1,5 +1,6 @@
 //! The server: listeners, the accept loops, connection bookkeeping, lifespan and shutdown.
 
+use bytes::BytesMut;
 use pagi::{App, Scheme, ServerAddr, State};
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,16 +9,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, LifespanMode};
+use crate::config::{Config, LifespanMode, ProxyProtocol};
 use crate::error::{Error, Reject};
-use crate::io::Io;
+use crate::io::{Io, Prefixed};
 use crate::listener::{bind, Bound, ListenAddr, ListenSpec};
 use crate::proto::h1;
+use crate::proxy_protocol::{self as pp, Detect};
 use crate::tls::Tls;
 
 /// What every connection of a server shares.
@@ -357,6 +359,17 @@ async fn accept_loop<A: App>(
             };
             match accepted {
                 Ok((stream, addr)) => {
+                    let cfg = &shared.config;
+                    if !crate::access::connection_allowed(
+                        addr.ip(),
+                        &cfg.allow_from,
+                        &cfg.deny_from,
+                    ) {
+                        // Closed before anything is read or written.
+                        tracing::debug!(client = %addr, "connection refused (allow_from/deny_from)");
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let server = stream.local_addr().unwrap_or(local);
                     let peer = Peer {
@@ -406,11 +419,11 @@ async fn accept_error(e: std::io::Error) {
     }
 }
 
-/// Starts serving an accepted connection: on TLS listeners the handshake comes first (on the
-/// connection's own task, bounded by the handshake timeout), then HTTP.
+/// Starts serving an accepted connection: the PROXY protocol header comes first (when it is
+/// on), then the TLS handshake on TLS listeners, then HTTP, all on the connection's own task.
 fn start_conn<S: Io, A: App>(
     io: S,
-    mut peer: Peer,
+    peer: Peer,
     tls: &Option<Arc<Tls>>,
     shared: &Arc<Shared<A>>,
     conns: &Arc<Conns>,
@@ -426,21 +439,154 @@ fn start_conn<S: Io, A: App>(
         return;
     }
     let shared = shared.clone();
-    match tls {
-        None => spawn_conn(conns, tracker, h1::conn::serve(io, shared, peer)),
-        Some(tls) => {
-            let tls = tls.clone();
-            spawn_conn(conns, tracker, async move {
-                match tls.accept(io).await {
-                    Ok((stream, info)) => {
-                        peer.tls = Some(info);
-                        h1::conn::serve(stream, shared, peer).await;
-                    }
-                    Err(e) => {
-                        tracing::debug!(client = ?peer.client, error = %e, "TLS handshake failed")
-                    }
+    // Four task types, so that a cleartext connection's future does not carry TLS state.
+    let proxy = shared.config.proxy_protocol != ProxyProtocol::Off;
+    match (proxy, tls.clone()) {
+        (false, None) => spawn_conn(conns, tracker, h1::conn::serve(io, shared, peer)),
+        (false, Some(tls)) => spawn_conn(conns, tracker, serve_tls(io, peer, tls, shared)),
+        (true, None) => spawn_conn(conns, tracker, async move {
+            if let Some((io, peer)) = proxy_header(io, peer, &shared).await {
+                h1::conn::serve(io, shared, peer).await;
+            }
+        }),
+        (true, Some(tls)) => spawn_conn(conns, tracker, async move {
+            if let Some((io, peer)) = proxy_header(io, peer, &shared).await {
+                serve_tls(io, peer, tls, shared).await;
+            }
+        }),
+    }
+}
+
+/// The TLS handshake (bounded by its timeout), then HTTP over it.
+async fn serve_tls<S: Io, A: App>(io: S, mut peer: Peer, tls: Arc<Tls>, shared: Arc<Shared<A>>) {
+    match tls.accept(io).await {
+        Ok((stream, info)) => {
+            peer.tls = Some(info);
+            h1::conn::serve(stream, shared, peer).await;
+        }
+        Err(e) => tracing::debug!(client = ?peer.client, error = %e, "TLS handshake failed"),
+    }
+}
+
+/// Why a connection is closed before its PROXY header is through.
+enum ProxyFail {
+    /// Closed (or reset) by the peer before sending a byte.
+    Gone,
+    /// Refused, for the reason given (logged at info).
+    Refused(String),
+}
+
+/// Reads the PROXY protocol header a connection starts with (within `timeout_header_read`;
+/// graceful shutdown ends the wait) and applies it to `peer`. Peers in `proxy_allow_from`
+/// must send one; others must not. Returns the connection with the bytes read past the header
+/// put back in front, or `None` when it is to be closed.
+async fn proxy_header<S: Io, A>(
+    mut io: S,
+    mut peer: Peer,
+    shared: &Shared<A>,
+) -> Option<(Prefixed<S>, Peer)> {
+    let cfg = &shared.config;
+    let ip = match peer.server {
+        ServerAddr::Unix(_) => None,
+        ServerAddr::Tcp(_) => Some(peer.client?.ip()),
+    };
+    let trusted = cfg.proxy_allow_from.iter().any(|s| s.matches(ip));
+    let mut buf = BytesMut::new();
+    let read = read_proxy_header(&mut io, &mut buf, cfg.proxy_protocol, trusted);
+    let result = tokio::select! {
+        r = tokio::time::timeout(cfg.timeout_header_read, read) => r,
+        _ = shared.graceful.cancelled() => return None,
+    };
+    match result {
+        Ok(Ok(header)) => {
+            if let Some(client) = header.as_ref().and_then(pp::Header::client) {
+                tracing::trace!(via = ?peer.client, ?client, "PROXY header");
+                peer.client = client;
+            }
+            Some((Prefixed::new(buf.freeze(), io), peer))
+        }
+        Ok(Err(ProxyFail::Gone)) => None,
+        Ok(Err(ProxyFail::Refused(why))) => {
+            tracing::info!(client = ?peer.client, "closing the connection: {why}");
+            None
+        }
+        // A connection that sent nothing at all is closed quietly, as idle HTTP ones are.
+        Err(_) if buf.is_empty() || !trusted => None,
+        Err(_) => {
+            tracing::info!(
+                client = ?peer.client,
+                timeout = ?cfg.timeout_header_read,
+                "closing the connection: its PROXY header did not complete in time"
+            );
+            None
+        }
+    }
+}
+
+/// Reads into `buf` until the start of the connection is known: a complete header from a
+/// trusted peer (`Some(header)`), or the first bytes of an untrusted one that are not a header
+/// (`None`). `buf` is left with the bytes read past the header.
+async fn read_proxy_header<S: Io>(
+    io: &mut S,
+    buf: &mut BytesMut,
+    mode: ProxyProtocol,
+    trusted: bool,
+) -> Result<Option<pp::Header>, ProxyFail> {
+    loop {
+        match (trusted, pp::detect(buf)) {
+            (_, Detect::NeedMore) => {}
+            (false, Detect::NotProxy) => return Ok(None),
+            (false, _) => {
+                return Err(ProxyFail::Refused(
+                    "a PROXY header from a peer not in proxy_allow_from".into(),
+                ))
+            }
+            (true, Detect::NotProxy) => {
+                return Err(ProxyFail::Refused(
+                    "no PROXY header from a peer in proxy_allow_from".into(),
+                ))
+            }
+            (true, found) => {
+                let version = if found == Detect::V1 {
+                    pp::Version::V1
+                } else {
+                    pp::Version::V2
+                };
+                if !mode.accepts(version) {
+                    return Err(ProxyFail::Refused(format!(
+                        "a PROXY {version} header, but the server takes {mode} only"
+                    )));
                 }
-            });
+                match pp::parse(buf) {
+                    Ok(Some((header, n))) => {
+                        bytes::Buf::advance(buf, n);
+                        return Ok(Some(header));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(ProxyFail::Refused(format!("bad PROXY header: {e}"))),
+                }
+            }
+        }
+        if buf.is_empty() {
+            // Wait without a buffer, as idle HTTP connections do.
+            // (Moving `&mut S` in keeps the future `Send` without `S: Sync`.)
+            let io: &mut S = &mut *io;
+            std::future::poll_fn(move |cx| io.poll_read_ready(cx))
+                .await
+                .map_err(|_| ProxyFail::Gone)?;
+        }
+        if buf.capacity() - buf.len() < 256 {
+            buf.reserve(512);
+        }
+        match io.read_buf(buf).await {
+            // Untrusted peers that leave after a few bytes are just clients going away.
+            Ok(0) | Err(_) if buf.is_empty() || !trusted => return Err(ProxyFail::Gone),
+            Ok(0) | Err(_) => {
+                return Err(ProxyFail::Refused(
+                    "the connection closed in the middle of its PROXY header".into(),
+                ))
+            }
+            Ok(_) => {}
         }
     }
 }

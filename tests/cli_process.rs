@@ -1285,3 +1285,81 @@ fn healthcheck_trusted_hosts_and_request_id_options() {
     c.send(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
     assert_eq!(c.response(false).status, 400);
 }
+
+// ---------------------------------------------------------------------------------------------
+// PROXY protocol and allow/deny flags
+// ---------------------------------------------------------------------------------------------
+
+/// Waits (at most 2 s) until the server's stderr has a line with every one of `needles`.
+fn wait_for_log(p: &Proc, needles: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let err = p.stderr();
+        if err.lines().any(|l| needles.iter().all(|n| l.contains(n))) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {needles:?} on stderr:\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn proxy_protocol_flags() {
+    let (p, addr) = start_tcp(&[
+        "--proxy-protocol",
+        "auto",
+        "--proxy-allow-from",
+        "10.0.0.0/8, 127.0.0.1",
+    ]);
+    // A v2 header (PROXY, TCP over IPv4) naming 198.51.100.9:4444, then the request.
+    let mut req = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    req.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1]);
+    req.extend_from_slice(&4444u16.to_be_bytes());
+    req.extend_from_slice(&addr.port().to_be_bytes());
+    req.extend_from_slice(&get("/scope"));
+    let r = fetch(addr, &req);
+    assert_eq!(r.status, 200, "{}", r.head);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("scope JSON");
+    assert_eq!(v["client"], serde_json::json!(["198.51.100.9", 4444]));
+
+    // curl's v1 header names curl's own address.
+    let out = curl_ok(&["--haproxy-protocol", &format!("http://{addr}/scope")]);
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("scope JSON");
+    assert_eq!(v["client"][0], "127.0.0.1");
+
+    // No header from a trusted peer: closed without an answer, logged at info.
+    let mut c = Client::connect(addr);
+    c.send(&get("/"));
+    assert!(c.read_until_close(Duration::from_secs(5)).is_empty());
+    wait_for_log(&p, &["INFO", "no PROXY header"]);
+}
+
+#[test]
+fn allow_and_deny_flags() {
+    let (p, addr) = start_tcp(&["--deny-from", "127.0.0.0/8", "--log-level", "debug"]);
+    let mut c = Client::connect(addr);
+    let _ = c.s.write_all(&get("/"));
+    assert!(c.read_until_close(Duration::from_secs(5)).is_empty());
+    wait_for_log(&p, &["DEBUG", "connection refused"]);
+
+    let (_p, addr) = start_tcp(&[
+        "--allow-from",
+        "10.0.0.0/8,127.0.0.1",
+        "--allow-from",
+        "::1",
+        "--deny-from",
+        "192.0.2.0/24",
+    ]);
+    assert_eq!(fetch(addr, &get("/")).status, 200);
+}
+
+#[test]
+fn bad_proxy_and_access_flags_are_startup_errors() {
+    assert_startup_error(&["--proxy-protocol", "v3"], &["off, v1, v2 or auto"]);
+    assert_startup_error(&["--deny-from", "unix"], &["always allowed"]);
+    assert_startup_error(&["--allow-from", "10.0.0.0/33"], &["10.0.0.0/33"]);
+    assert_startup_error(&["--proxy-allow-from", "proxy.example"], &["proxy.example"]);
+}

@@ -107,7 +107,8 @@ pub struct HttpScope {
     /// Request headers: lowercase names, in order, duplicates kept, `cookie` merged.
     #[serde(default)]
     pub headers: Headers,
-    /// The peer's address; absent on Unix sockets.
+    /// The peer's address; absent on Unix sockets (unless a trusted PROXY protocol header
+    /// names one).
     #[serde(with = "opt_addr", default)]
     pub client: Option<SocketAddr>,
     /// The local address: `[host, port]`, or `[path, null]` for a Unix socket.
