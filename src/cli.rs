@@ -9,6 +9,7 @@ use std::time::Duration;
 use pagi_middleware::access_log::{AccessLog, Format, Output, Reopen};
 use pagi_middleware::forwarded::{TrustedProxies, XForwardedFor};
 use pagi_middleware::healthcheck::Healthcheck;
+use pagi_middleware::lint::Lint;
 use pagi_middleware::request_id::RequestId;
 use pagi_middleware::trusted_hosts::TrustedHosts;
 use pagi_middleware::Stack;
@@ -152,6 +153,10 @@ pub struct Cli {
     /// the scope and echoed in the response.
     #[arg(long)]
     pub request_id: bool,
+    /// Development mode: check every event the app sends and receives against the PAGI spec
+    /// and log each violation (at warn) with the rule and the event.
+    #[arg(long)]
+    pub lint: bool,
     /// PROXY protocol header expected from peers in --proxy-allow-from: off, v1, v2 or auto
     /// (either; told apart by the first bytes).
     #[arg(long, value_name = "MODE", default_value = "off")]
@@ -331,6 +336,9 @@ fn middleware(cli: &Cli) -> Result<Layers, Error> {
             .map(|p| Healthcheck::new(p.clone())),
         hosts,
         request_id: cli.request_id.then(RequestId::new),
+        lint: cli
+            .lint
+            .then(|| Lint::new().on_violation(|v| tracing::warn!(target: "pagi::lint", "{v}"))),
     })
 }
 
@@ -341,6 +349,7 @@ struct Layers {
     health: Option<Healthcheck>,
     hosts: Option<TrustedHosts>,
     request_id: Option<RequestId>,
+    lint: Option<Lint>,
 }
 
 fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
@@ -354,6 +363,7 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
         .layer(m.access)
         .layer(m.health)
         .layer(m.hosts)
+        .layer(m.lint)
         .app(app);
     let config = cli.config()?;
     let listeners = cli.listeners()?;
@@ -460,6 +470,34 @@ fn init_logging(level: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn middleware_flags_choose_the_layers() {
+        let none = middleware(&Cli::try_parse_from(["pagi-server"]).unwrap()).unwrap();
+        assert!(none.xff.is_none() && none.access.is_none() && none.lint.is_none());
+        assert!(none.health.is_none() && none.hosts.is_none() && none.request_id.is_none());
+        let all = middleware(
+            &Cli::try_parse_from([
+                "pagi-server",
+                "--proxy-headers",
+                "--access-log",
+                "--lint",
+                "--healthcheck",
+                "/hz",
+                "--trusted-hosts",
+                "a.example",
+                "--request-id",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(all.xff.is_some() && all.access.is_some() && all.lint.is_some());
+        assert!(all.health.is_some() && all.hosts.is_some() && all.request_id.is_some());
+        assert!(
+            Cli::try_parse_from(["pagi-server", "--access-log", "--no-access-log"]).is_err(),
+            "contradictory flags"
+        );
+    }
 
     #[test]
     fn durations() {
