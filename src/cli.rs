@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pagi_middleware::access_log::{AccessLog, Format, Output, Reopen};
-use pagi_middleware::forwarded::{TrustedProxies, XForwardedFor};
+use pagi_middleware::forwarded::{ProxyHeaders, TrustedProxies, XForwardedFor};
 use pagi_middleware::healthcheck::Healthcheck;
 use pagi_middleware::lint::Lint;
 use pagi_middleware::request_id::RequestId;
@@ -132,6 +132,11 @@ pub struct Cli {
         value_name = "LIST"
     )]
     pub forwarded_allow_ips: String,
+    /// Which proxy headers --proxy-headers reads: x-forwarded (X-Forwarded-*, what nginx and
+    /// most proxies set; a client's own `Forwarded` header passed on by them is ignored),
+    /// forwarded (RFC 7239 only), or auto (Forwarded when present, else X-Forwarded-*).
+    #[arg(long, default_value = "x-forwarded", value_parser = parse_proxy_headers, value_name = "KIND")]
+    pub forwarded_headers: ProxyHeaders,
     /// Write an access log line per request, WebSocket and SSE stream: to FILE, or to stderr
     /// without one. Reopened on SIGUSR1 (for logrotate).
     #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "no_access_log")]
@@ -255,6 +260,15 @@ fn parse_min_version(s: &str) -> Result<MinVersion, String> {
     }
 }
 
+fn parse_proxy_headers(s: &str) -> Result<ProxyHeaders, String> {
+    match s {
+        "x-forwarded" => Ok(ProxyHeaders::XForwarded),
+        "forwarded" => Ok(ProxyHeaders::Forwarded),
+        "auto" => Ok(ProxyHeaders::Auto),
+        _ => Err(format!("{s:?}: use x-forwarded, forwarded or auto")),
+    }
+}
+
 /// Parses `30`, `30s`, `500ms`, `5m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -304,7 +318,7 @@ fn middleware(cli: &Cli) -> Result<Layers, Error> {
     let xff = if cli.proxy_headers {
         let trusted = TrustedProxies::parse(&cli.forwarded_allow_ips)
             .map_err(|e| Error::new(format!("--forwarded-allow-ips: {e}")))?;
-        Some(XForwardedFor::new(trusted))
+        Some(XForwardedFor::new(trusted).headers(cli.forwarded_headers))
     } else {
         None
     };

@@ -1363,3 +1363,29 @@ fn bad_proxy_and_access_flags_are_startup_errors() {
     assert_startup_error(&["--allow-from", "10.0.0.0/33"], &["10.0.0.0/33"]);
     assert_startup_error(&["--proxy-allow-from", "proxy.example"], &["proxy.example"]);
 }
+
+#[test]
+fn forwarded_headers_kind_chooses_which_header_counts() {
+    for (kind, want) in [
+        ("x-forwarded", "5.6.7.8 200\n"),
+        ("forwarded", "1.2.3.4 200\n"),
+        ("auto", "1.2.3.4 200\n"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("access.log");
+        let log_s = log.to_string_lossy().into_owned();
+        let (_p, addr) = start_tcp(&[
+            "--proxy-headers",
+            "--forwarded-headers",
+            kind,
+            "--access-log",
+            &log_s,
+            "--access-log-format",
+            "%h %s",
+        ]);
+        let mut c = Client::connect(addr);
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\n\r\n");
+        assert_eq!(c.response(false).status, 200);
+        assert_eq!(wait_lines(&log, 1), want, "{kind}");
+    }
+}
