@@ -396,39 +396,43 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
     }
     .map_err(|e| Error::with("cannot start the runtime", e))?;
     rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Caught from here on (a HUP or USR1 would otherwise end the process), before the
+        // listeners exist.
+        let hup = signal(SignalKind::hangup()).ok();
+        let usr1 = signal(SignalKind::user_defined1()).ok();
         let mut b = Server::builder(app).config(config);
         for l in listeners {
             b = b.listen_spec(l);
         }
         let server = b.bind().await?;
-        reload_on_hangup(server.handle());
-        if let Some(r) = reopen {
-            reopen_on_usr1(r);
+        if let Some(hup) = hup {
+            reload_on_hangup(hup, server.handle());
+        }
+        if let Some(usr1) = usr1 {
+            reopen_on_usr1(usr1, reopen);
         }
         server.run_until(shutdown_signal()).await
     })
 }
 
-/// SIGUSR1 reopens the access log file (after logrotate moved it).
-fn reopen_on_usr1(reopen: Reopen) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
-        return;
-    };
+/// SIGUSR1 reopens the access log file (after logrotate moved it); without one it is ignored.
+fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, reopen: Option<Reopen>) {
     tokio::spawn(async move {
         while usr1.recv().await.is_some() {
-            reopen.reopen();
-            tracing::info!("SIGUSR1: access log reopened");
+            match &reopen {
+                Some(r) => {
+                    r.reopen();
+                    tracing::info!("SIGUSR1: access log reopened");
+                }
+                None => tracing::info!("SIGUSR1: no access log file to reopen"),
+            }
         }
     });
 }
 
 /// SIGHUP re-reads the TLS certificate and key (new handshakes use them).
-fn reload_on_hangup(handle: crate::Handle) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
+fn reload_on_hangup(mut hup: tokio::signal::unix::Signal, handle: crate::Handle) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             if !handle.has_tls() {
@@ -471,7 +475,10 @@ async fn shutdown_signal() {
 
 fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // rustls warns about every alert a client provokes (a refused renegotiation, say): that is
+    // the client's business, so it is kept out of the log unless asked for with RUST_LOG.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rustls=error")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -311,9 +311,35 @@ struct Conns {
     rejecting: AtomicUsize,
     next: AtomicU64,
     aborts: Mutex<HashMap<u64, AbortHandle>>,
+    /// The second (since the Unix epoch) of the last "max connections" warning, and how many
+    /// were held back since: at most one such line a second, so a flood cannot fill the log.
+    busy_logged: AtomicU64,
+    busy_quiet: AtomicU64,
 }
 
 impl Conns {
+    /// Warns that a connection was turned away for `max_connections`, at most once a second.
+    fn warn_busy(&self, what: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.busy_logged.load(Ordering::Relaxed);
+        if now != last
+            && self
+                .busy_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let held = self.busy_quiet.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                more_since_last_warning = held,
+                "max connections reached; {what}"
+            );
+        } else {
+            self.busy_quiet.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn abort_all(&self) -> usize {
         let map = self.aborts.lock().unwrap_or_else(PoisonError::into_inner);
         map.values().for_each(AbortHandle::abort);
@@ -434,7 +460,7 @@ fn start_conn<S: Io, A: App>(
         match tls {
             None => reject_busy(io, conns, tracker),
             // A cleartext 503 means nothing to a TLS client: just close.
-            Some(_) => tracing::warn!("max connections reached; closing a new TLS connection"),
+            Some(_) => conns.warn_busy("closing a new TLS connection"),
         }
         return;
     }
@@ -618,7 +644,7 @@ fn reject_busy<I: Io>(mut io: I, conns: &Arc<Conns>, tracker: &TaskTracker) {
         conns.rejecting.fetch_sub(1, Ordering::Relaxed);
         return;
     }
-    tracing::warn!("max connections reached; answering 503");
+    conns.warn_busy("answering 503");
     let conns = conns.clone();
     tracker.spawn(async move {
         let bytes = h1::encode::with_date(|d| Reject::Unavailable.response(d));

@@ -1389,3 +1389,17 @@ fn forwarded_headers_kind_chooses_which_header_counts() {
         assert_eq!(wait_lines(&log, 1), want, "{kind}");
     }
 }
+
+#[test]
+fn sigusr1_without_an_access_log_is_harmless() {
+    let (mut p, addr) = start_tcp(&[]);
+    p.signal("USR1");
+    let end = Instant::now() + Duration::from_secs(5);
+    while !p.stderr().contains("SIGUSR1: no access log file to reopen") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(p.is_running(), "{}", p.stderr());
+    let mut c = Client::connect(addr);
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.response(false).status, 200);
+}
