@@ -634,3 +634,34 @@ fn shutdown_ends_open_streams_and_tells_the_app() {
     assert!(t0.elapsed() < Duration::from_secs(2));
     srv.stop().expect("clean stop");
 }
+
+#[test]
+fn connect_is_never_an_event_stream_nor_a_tunnel() {
+    let log = Log::default();
+    let srv = serve(
+        scripted(
+            vec![
+                SendEvent::start(200, Headers::new()),
+                SendEvent::start(405, Headers::new()),
+                SendEvent::body("no tunnels", false),
+            ],
+            log.clone(),
+            0,
+        ),
+        cfg,
+    );
+    let got = srv.raw(
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&got), 405, "{got}");
+    assert!(!got.contains("transfer-encoding"), "{got}");
+    assert_eq!(
+        log.wait_for(4),
+        [
+            "scope http",
+            "http.response.start err Unsupported",
+            "http.response.start ok",
+            "http.response.body ok"
+        ]
+    );
+}

@@ -222,11 +222,14 @@ impl<I: Io, A: App> Conn<I, A> {
             self.exch = Arc::new(Exchange::default());
         }
         let draining = self.shared.graceful.is_cancelled();
-        let sse = wants_event_stream(&head.headers);
+        // CONNECT asks for a tunnel, never an event stream (and a 2xx to it cannot be framed).
+        let connect = head.method == "CONNECT";
+        let sse = !connect && wants_event_stream(&head.headers);
         self.exch.lock().reset(
             RequestInfo {
                 version: head.version,
                 head: head.is_head(),
+                connect,
                 keep_alive: head.keep_alive && !draining,
                 expect_continue: head.expect_continue,
                 body_empty: decoder.is_done(),

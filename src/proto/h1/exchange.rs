@@ -32,6 +32,8 @@ pub(crate) struct Exchange {
 pub(crate) struct RequestInfo {
     pub(crate) version: HttpVersion,
     pub(crate) head: bool,
+    /// A CONNECT request: a 2xx would open a tunnel, which this server does not do.
+    pub(crate) connect: bool,
     pub(crate) keep_alive: bool,
     pub(crate) expect_continue: bool,
     pub(crate) body_empty: bool,
@@ -152,6 +154,7 @@ impl St {
         self.info.unwrap_or(RequestInfo {
             version: HttpVersion::Http11,
             head: false,
+            connect: false,
             keep_alive: false,
             expect_continue: false,
             body_empty: true,
@@ -300,6 +303,12 @@ impl St {
             return Err(Error::invalid(format!(
                 "status {status} is not a final status (200-999)"
             )));
+        }
+        if self.info().connect && (200..300).contains(&status) {
+            // RFC 9110 §9.3.6: a 2xx makes the connection a tunnel.
+            return Err(Error::unsupported(
+                "a 2xx answer to CONNECT would open a tunnel, which pagi-server does not support",
+            ));
         }
         if let Err(i) = headers.check() {
             let (n, _) = &headers.iter().as_slice()[i];
