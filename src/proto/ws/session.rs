@@ -227,7 +227,8 @@ impl St {
         );
         self.out.commit(before);
         if let Some((p, _)) = pmd {
-            self.deflater = Some(Deflater::new(&p));
+            // The compressor (a few hundred KiB of zlib state) is made on the first message
+            // worth compressing, so idle and receive-only connections do not pay for it.
             self.pmd = Some(p);
         }
         self.phase = Phase::Open;
@@ -326,7 +327,8 @@ impl St {
             Message::Binary(b) => (OpCode::Binary, b),
         };
         if payload.len() >= COMPRESS_MIN {
-            if let Some(d) = self.deflater.as_mut() {
+            if let Some(p) = self.pmd.as_ref() {
+                let d = self.deflater.get_or_insert_with(|| Deflater::new(p));
                 let mut z = BytesMut::with_capacity(payload.len() / 2 + 16);
                 d.compress(&payload, &mut z);
                 self.push_frame(opcode, true, z.freeze());
