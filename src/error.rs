@@ -30,6 +30,9 @@ pub enum Reject {
     ExpectationFailed,
     /// Too many connections (503, with `Retry-After`).
     Unavailable,
+    /// A WebSocket handshake for a version other than 13 (426, with
+    /// `Sec-WebSocket-Version: 13`).
+    WebsocketVersion,
     /// The app failed before it started a response (500).
     AppError,
 }
@@ -47,6 +50,7 @@ impl Reject {
             Reject::VersionNotSupported => 505,
             Reject::ExpectationFailed => 417,
             Reject::Unavailable => 503,
+            Reject::WebsocketVersion => 426,
             Reject::AppError => 500,
         }
     }
@@ -64,8 +68,10 @@ impl Reject {
         out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
         out.extend_from_slice(itoa::Buffer::new().format(body.len() + 1).as_bytes());
         out.extend_from_slice(b"\r\nconnection: close\r\n");
-        if self == Reject::Unavailable {
-            out.extend_from_slice(b"retry-after: 5\r\n");
+        match self {
+            Reject::Unavailable => out.extend_from_slice(b"retry-after: 5\r\n"),
+            Reject::WebsocketVersion => out.extend_from_slice(b"sec-websocket-version: 13\r\n"),
+            _ => {}
         }
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(date);
@@ -147,6 +153,7 @@ mod tests {
         assert_eq!(Reject::Timeout.status(), 408);
         assert_eq!(Reject::NotImplemented.status(), 501);
         assert_eq!(Reject::Unavailable.status(), 503);
+        assert_eq!(Reject::WebsocketVersion.status(), 426);
     }
 
     #[test]

@@ -195,10 +195,9 @@ impl<I: Io, A: App> Conn<I, A> {
                     .await;
                     Next::Close
                 }
-                Err(refuse) => {
-                    tracing::debug!(client = ?self.peer.client, %refuse, "refused websocket handshake");
-                    let bytes = crate::proto::h1::encode::with_date(|d| refuse.response(d));
-                    self.write_bytes(&bytes).await;
+                Err(reject) => {
+                    tracing::debug!(client = ?self.peer.client, %reject, "refused websocket handshake");
+                    self.write_reject(reject).await;
                     Next::Linger
                 }
             };
@@ -537,13 +536,8 @@ impl<I: Io, A: App> Conn<I, A> {
     /// Writes a refusal (only ever before any response byte of the request).
     async fn write_reject(&mut self, reject: Reject) {
         let bytes = crate::proto::h1::encode::with_date(|d| reject.response(d));
-        self.write_bytes(&bytes).await;
-    }
-
-    /// Writes a canned response, within the reject timeout.
-    async fn write_bytes(&mut self, bytes: &[u8]) {
         let _ = tokio::time::timeout(REJECT_TIMEOUT, async {
-            self.io.write_all(bytes).await?;
+            self.io.write_all(&bytes).await?;
             self.io.flush().await
         })
         .await;

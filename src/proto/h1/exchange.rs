@@ -310,13 +310,7 @@ impl St {
                 "a 2xx answer to CONNECT would open a tunnel, which pagi-server does not support",
             ));
         }
-        if let Err(i) = headers.check() {
-            let (n, _) = &headers.iter().as_slice()[i];
-            return Err(Error::invalid(format!(
-                "response header {:?} has a bad name or a CR, LF or NUL in its value",
-                String::from_utf8_lossy(n)
-            )));
-        }
+        check_headers(&headers)?;
         let mut length = None;
         for (n, v) in &headers {
             if n.eq_ignore_ascii_case(b"content-length") {
@@ -512,6 +506,18 @@ impl St {
             ))),
         }
     }
+}
+
+/// The check every response header list gets before it is written: a field whose name is not
+/// a token or whose value holds CR, LF or NUL makes `send` fail (invalid), naming the field.
+pub(crate) fn check_headers(headers: &Headers) -> Result<(), Error> {
+    headers.check().map_err(|i| {
+        let name = headers.iter().as_slice().get(i).map(|(n, _)| n.clone());
+        Error::invalid(format!(
+            "header {:?} has a bad name or a CR, LF or NUL in its value",
+            String::from_utf8_lossy(name.as_deref().unwrap_or_default())
+        ))
+    })
 }
 
 fn truncate(

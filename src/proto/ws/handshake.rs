@@ -6,54 +6,11 @@ use bytes::{BufMut, BytesMut};
 use pagi::{Headers, HttpVersion};
 use sha1::{Digest, Sha1};
 
+use crate::error::Reject;
 use crate::proto::h1::parse::{trim, BodyFraming, RequestHead};
 
 /// The GUID of RFC 6455 §1.3.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// Why an upgrade request is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refuse {
-    /// 400 with this explanation.
-    Bad(&'static str),
-    /// 426 with `Sec-WebSocket-Version: 13`: a version we do not speak.
-    Version,
-}
-
-impl Refuse {
-    /// The full response, with `Connection: close`.
-    pub(crate) fn response(self, date: &[u8]) -> Vec<u8> {
-        let (status_line, extra, body): (&[u8], &[u8], &[u8]) = match self {
-            Refuse::Bad(_) => (b"400 Bad Request", b"", b"Bad Request\n"),
-            Refuse::Version => (
-                b"426 Upgrade Required",
-                b"sec-websocket-version: 13\r\n",
-                b"Upgrade Required\n",
-            ),
-        };
-        let mut out = Vec::with_capacity(200);
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status_line);
-        out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-        out.extend_from_slice(b"\r\nconnection: close\r\n");
-        out.extend_from_slice(extra);
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(date);
-        out.extend_from_slice(b"\r\n\r\n");
-        out.extend_from_slice(body);
-        out
-    }
-}
-
-impl std::fmt::Display for Refuse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refuse::Bad(why) => write!(f, "400 bad websocket handshake: {why}"),
-            Refuse::Version => f.write_str("426 unsupported websocket version"),
-        }
-    }
-}
 
 /// What a valid upgrade request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,45 +30,50 @@ pub(crate) fn is_websocket(headers: &Headers) -> bool {
 }
 
 /// Checks a WebSocket upgrade request (one for which [`is_websocket`] holds).
-pub(crate) fn check(head: &RequestHead) -> Result<Request, Refuse> {
+/// A refusal is a 400, or a 426 for a version other than 13.
+pub(crate) fn check(head: &RequestHead) -> Result<Request, Reject> {
     if head.method != "GET" {
-        return Err(Refuse::Bad("method is not GET"));
+        return Err(Reject::BadRequest("method is not GET"));
     }
     if head.version != HttpVersion::Http11 {
-        return Err(Refuse::Bad("not HTTP/1.1"));
+        return Err(Reject::BadRequest("not HTTP/1.1"));
     }
     if head.framing != BodyFraming::Empty {
-        return Err(Refuse::Bad("upgrade request with a body"));
+        return Err(Reject::BadRequest("upgrade request with a body"));
     }
     let h = &head.headers;
     if !h
         .get_all("connection")
         .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(b"upgrade")))
     {
-        return Err(Refuse::Bad("connection does not list upgrade"));
+        return Err(Reject::BadRequest("connection does not list upgrade"));
     }
     let mut versions = h.get_all("sec-websocket-version");
     match (versions.next(), versions.next()) {
         (Some(v), None) if trim(v) == b"13" => {}
-        (None, _) => return Err(Refuse::Bad("missing sec-websocket-version")),
-        _ => return Err(Refuse::Version),
+        (None, _) => return Err(Reject::BadRequest("missing sec-websocket-version")),
+        _ => return Err(Reject::WebsocketVersion),
     }
     let mut keys = h.get_all("sec-websocket-key");
     let key = match (keys.next(), keys.next()) {
         (Some(k), None) => trim(k),
-        (None, _) => return Err(Refuse::Bad("missing sec-websocket-key")),
-        _ => return Err(Refuse::Bad("more than one sec-websocket-key")),
+        (None, _) => return Err(Reject::BadRequest("missing sec-websocket-key")),
+        _ => return Err(Reject::BadRequest("more than one sec-websocket-key")),
     };
     match base64::engine::general_purpose::STANDARD.decode(key) {
         Ok(raw) if raw.len() == 16 => {}
-        _ => return Err(Refuse::Bad("sec-websocket-key is not 16 bytes in base64")),
+        _ => {
+            return Err(Reject::BadRequest(
+                "sec-websocket-key is not 16 bytes in base64",
+            ))
+        }
     }
     let mut subprotocols = Vec::new();
     for v in h.get_all("sec-websocket-protocol") {
         for t in tokens(v) {
             match std::str::from_utf8(t) {
                 Ok(s) if pagi::headers::is_token(t) => subprotocols.push(s.to_owned()),
-                _ => return Err(Refuse::Bad("malformed sec-websocket-protocol")),
+                _ => return Err(Reject::BadRequest("malformed sec-websocket-protocol")),
             }
         }
     }
@@ -220,47 +182,51 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let cases: &[(&str, &str, Refuse)] = &[
-            ("GET /chat", "POST /chat", Refuse::Bad("method is not GET")),
+        let cases: &[(&str, &str, Reject)] = &[
+            (
+                "GET /chat",
+                "POST /chat",
+                Reject::BadRequest("method is not GET"),
+            ),
             (
                 "Connection: keep-alive, Upgrade",
                 "Connection: keep-alive",
-                Refuse::Bad("connection does not list upgrade"),
+                Reject::BadRequest("connection does not list upgrade"),
             ),
             (
                 "Sec-WebSocket-Version: 13",
                 "Sec-WebSocket-Version: 8",
-                Refuse::Version,
+                Reject::WebsocketVersion,
             ),
             (
                 "Sec-WebSocket-Version: 13\r\n",
                 "",
-                Refuse::Bad("missing sec-websocket-version"),
+                Reject::BadRequest("missing sec-websocket-version"),
             ),
             (
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
                 "",
-                Refuse::Bad("missing sec-websocket-key"),
+                Reject::BadRequest("missing sec-websocket-key"),
             ),
             (
                 "dGhlIHNhbXBsZSBub25jZQ==",
                 "dGhlIHNhbXBsZQ==",
-                Refuse::Bad("sec-websocket-key is not 16 bytes in base64"),
+                Reject::BadRequest("sec-websocket-key is not 16 bytes in base64"),
             ),
             (
                 "dGhlIHNhbXBsZSBub25jZQ==",
                 "not base64!!",
-                Refuse::Bad("sec-websocket-key is not 16 bytes in base64"),
+                Reject::BadRequest("sec-websocket-key is not 16 bytes in base64"),
             ),
             (
                 "Host: x\r\n",
                 "Host: x\r\nContent-Length: 3\r\n",
-                Refuse::Bad("upgrade request with a body"),
+                Reject::BadRequest("upgrade request with a body"),
             ),
             (
                 "superchat",
                 "super chat",
-                Refuse::Bad("malformed sec-websocket-protocol"),
+                Reject::BadRequest("malformed sec-websocket-protocol"),
             ),
         ];
         for (from, to, want) in cases {
@@ -270,12 +236,12 @@ mod tests {
             assert_eq!(check(&h), Err(*want), "{raw}");
         }
         let h = head(&OK.replacen("HTTP/1.1", "HTTP/1.0", 1));
-        assert_eq!(check(&h), Err(Refuse::Bad("not HTTP/1.1")));
+        assert_eq!(check(&h), Err(Reject::BadRequest("not HTTP/1.1")));
     }
 
     #[test]
     fn version_refusal_says_13() {
-        let r = Refuse::Version.response(b"Thu, 01 Jan 1970 00:00:00 GMT");
+        let r = Reject::WebsocketVersion.response(b"Thu, 01 Jan 1970 00:00:00 GMT");
         let s = String::from_utf8(r).unwrap();
         assert!(s.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(s.contains("\r\nsec-websocket-version: 13\r\n"));

@@ -17,6 +17,7 @@ use super::deflate::{Deflater, PmdParams};
 use super::frame::{self, OpCode};
 use super::handshake;
 use crate::proto::h1::encode::{self, HeadParts};
+use crate::proto::h1::exchange::check_headers;
 use crate::proto::h1::write::WriteBuf;
 
 /// Messages shorter than this are sent uncompressed even when permessage-deflate is on.
@@ -409,16 +410,6 @@ impl St {
 /// Codes an app may put in a Close frame (RFC 6455 §7.4).
 fn sendable_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-fn check_headers(headers: &Headers) -> Result<(), Error> {
-    headers.check().map_err(|i| {
-        let (n, _) = &headers.iter().as_slice()[i];
-        Error::invalid(format!(
-            "header {:?} has a bad name or a CR, LF or NUL in its value",
-            String::from_utf8_lossy(n)
-        ))
-    })
 }
 
 impl Sink for Session {
