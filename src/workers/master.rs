@@ -218,11 +218,6 @@ impl<A: App> Master<A> {
             let now = Instant::now();
             self.supervise(now);
             if let Some(done) = self.finished() {
-                if self.handed_over {
-                    for (_, sockets) in &mut self.listeners {
-                        sockets.iter_mut().for_each(StdBound::disarm);
-                    }
-                }
                 return done;
             }
             self.wait_events();
@@ -376,6 +371,15 @@ impl<A: App> Master<A> {
             w.told.get_or_insert(now);
             let _ = kill(w.pid, sig);
         }
+        // The master's copies of the listeners close now: once the workers stop accepting,
+        // new connections are refused, and Unix socket files go (unless handed over).
+        let mut listeners = std::mem::take(&mut self.listeners);
+        if self.handed_over {
+            for (_, sockets) in &mut listeners {
+                sockets.iter_mut().for_each(StdBound::disarm);
+            }
+        }
+        drop(listeners);
         if let Some(u) = self.upgrade.take() {
             tracing::info!("master: stopping the new master (pid {}) too", u.pid);
             let _ = kill(u.pid, Signal::SIGTERM);
