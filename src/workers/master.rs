@@ -922,3 +922,48 @@ fn take_ready_fd() -> Result<Option<OwnedFd>, Error> {
     let _ = set_inheritable(fd.as_fd(), false);
     Ok(Some(fd))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Worker {
+        let now = Instant::now() - Duration::from_secs(60);
+        Worker {
+            pid: Pid::from_raw(1),
+            slot: 1,
+            generation: 0,
+            pipe: None,
+            partial: Vec::new(),
+            failure: None,
+            started: now,
+            last_beat: now,
+            state: State::Starting,
+            told: None,
+            killed: false,
+            replaces: None,
+            wants_retire: false,
+            lifetime_jitter: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn messages() {
+        let mut w = worker();
+        let before = w.last_beat;
+        parse_messages(&mut w, b"..");
+        assert!(w.last_beat > before, "any byte is a heartbeat");
+        assert_eq!(w.state, State::Starting);
+        parse_messages(&mut w, b".r.");
+        assert_eq!(w.state, State::Ready);
+        assert!(!w.wants_retire);
+        parse_messages(&mut w, b"m");
+        assert!(w.wants_retire);
+        // A failure reason may arrive in pieces, and contain message bytes.
+        parse_messages(&mut w, b".fcannot open r");
+        assert_eq!(w.failure, None);
+        parse_messages(&mut w, b"eady.log\n.");
+        assert_eq!(w.failure.as_deref(), Some("cannot open ready.log"));
+        assert!(w.partial.is_empty());
+    }
+}

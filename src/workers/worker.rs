@@ -68,7 +68,12 @@ pub(super) fn run<A: App>(
             return EXIT_STARTUP_FAILED;
         }
     };
-    let code = rt.block_on(serve(cli, app, listeners, slot, pipe, opts));
+    // The server's own log lines (listening, lifespan, drain) say which worker they come from.
+    let span = tracing::info_span!("worker", n = slot);
+    let code = rt.block_on(tracing::Instrument::instrument(
+        serve(cli, app, listeners, slot, pipe, opts),
+        span,
+    ));
     // Tasks still running (a stuck lifespan task, say) must not hold the exit up.
     rt.shutdown_timeout(Duration::from_millis(100));
     code
