@@ -3,7 +3,7 @@
 //! pipe, waking at least every [`TICK`] for timers (backoff, heartbeats, deadlines).
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -11,15 +11,21 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use pagi::App;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::inherit::{bind_or_adopt, Inherited, INHERIT_FDS};
+use super::inherit::{bind_or_adopt, Inherited};
 use super::sys::{fork, Forked};
-use super::{msg, Options, EXIT_STARTUP_FAILED, UPGRADE_READY_FD};
+use super::{Options, EXIT_STARTUP_FAILED};
 use crate::cli::Cli;
 use crate::error::Error;
 use crate::listener::{ListenSpec, StdBound};
+
+mod messages;
+mod upgrade;
+
+use messages::{parse_messages, read_pipe};
+use upgrade::{take_ready_fd, Upgrade};
 
 /// The longest the loop sleeps.
 const TICK: Duration = Duration::from_millis(100);
@@ -98,14 +104,9 @@ struct Stopping {
     killed: bool,
 }
 
-#[derive(Debug)]
-struct Upgrade {
-    pid: Pid,
-    pipe: Option<OwnedFd>,
-    since: Instant,
-}
-
 struct Master<A> {
+    /// The master's own pid.
+    pid: Pid,
     cli: Cli,
     /// The app, for the workers (taken in a worker right after the fork).
     app: Option<A>,
@@ -159,15 +160,6 @@ fn sys_err(what: &str, e: Errno) -> Error {
     Error::with(what.to_owned(), std::io::Error::from(e))
 }
 
-fn set_inheritable(fd: BorrowedFd<'_>, inherit: bool) -> Result<(), Errno> {
-    let flags = if inherit {
-        FdFlag::empty()
-    } else {
-        FdFlag::FD_CLOEXEC
-    };
-    fcntl(fd, FcntlArg::F_SETFD(flags)).map(drop)
-}
-
 impl<A: App> Master<A> {
     fn new(cli: Cli, app: A, opts: Options) -> Result<Self, Error> {
         // Blocked before anything else, so that none of these is lost or acts by default.
@@ -194,6 +186,7 @@ impl<A: App> Master<A> {
             opts.workers
         );
         Ok(Master {
+            pid: nix::unistd::getpid(),
             target: opts.workers,
             cli,
             app: Some(app),
@@ -726,6 +719,14 @@ impl<A: App> Master<A> {
     /// In the child right after the fork: drops what belongs to the master and runs the
     /// worker. Returns the exit status.
     fn become_worker(&mut self, slot: u32, pipe: OwnedFd) -> i32 {
+        // A worker whose master dies (even by SIGKILL) stops gracefully instead of serving on
+        // unsupervised.
+        if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM) {
+            tracing::warn!("worker {slot}: cannot ask for a signal on the master's death: {e}");
+        }
+        if nix::unistd::getppid() != self.pid {
+            return 0; // the master died before that
+        }
         self.signals = None;
         self.workers.clear(); // closes the other workers' pipes
         self.upgrade = None;
@@ -761,209 +762,5 @@ impl<A: App> Master<A> {
             return Some(Err(Error::new(format!("no worker could start: {why}"))));
         }
         None
-    }
-
-    // ===== binary upgrade =====
-
-    fn start_upgrade(&mut self, now: Instant) {
-        if let Some(u) = &self.upgrade {
-            tracing::warn!(
-                "master: SIGUSR2 ignored: an upgrade (new master pid {}) is under way",
-                u.pid
-            );
-            return;
-        }
-        match self.spawn_new_master() {
-            Ok(u) => {
-                tracing::info!(
-                    "master: SIGUSR2: binary upgrade: new master pid {} started; waiting for its workers",
-                    u.pid
-                );
-                self.upgrade = Some(Upgrade { since: now, ..u });
-            }
-            Err(e) => tracing::error!("master: SIGUSR2: binary upgrade failed: {e}"),
-        }
-    }
-
-    fn spawn_new_master(&self) -> Result<Upgrade, Error> {
-        let exe = self
-            .exe
-            .clone()
-            .ok_or_else(|| Error::new("the path of this executable is unknown"))?;
-        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-            .map_err(|e| sys_err("pipe", e))?;
-        let fds: Vec<BorrowedFd<'_>> = self
-            .listeners
-            .iter()
-            .flat_map(|(_, s)| s.iter())
-            .map(|s| match s {
-                StdBound::Tcp(l, _) => l.as_fd(),
-                StdBound::Unix(l, _) => l.as_fd(),
-            })
-            .collect();
-        let list: Vec<String> = fds.iter().map(|f| f.as_raw_fd().to_string()).collect();
-        // Inheritable only while the new master is spawned (the master runs no other thread).
-        for fd in fds.iter().chain([&write.as_fd()]) {
-            set_inheritable(*fd, true).map_err(|e| sys_err("fcntl", e))?;
-        }
-        let child = std::process::Command::new(&exe)
-            .args(std::env::args_os().skip(1))
-            .env(INHERIT_FDS, list.join(","))
-            .env(UPGRADE_READY_FD, write.as_raw_fd().to_string())
-            .spawn();
-        for fd in &fds {
-            let _ = set_inheritable(*fd, false);
-        }
-        drop(write);
-        let child = child.map_err(|e| Error::with(format!("cannot run {}", exe.display()), e))?;
-        Ok(Upgrade {
-            pid: Pid::from_raw(child.id() as i32),
-            pipe: Some(read),
-            since: Instant::now(),
-        })
-    }
-
-    fn read_upgrade(&mut self) {
-        let Some(u) = &mut self.upgrade else { return };
-        let Some(p) = &u.pipe else { return };
-        let mut buf = [0u8; 16];
-        match nix::unistd::read(p, &mut buf) {
-            Ok(n) if n > 0 && buf[..n].contains(&b'R') => {
-                let pid = u.pid;
-                self.upgrade = None;
-                tracing::info!(
-                    "binary upgrade: new master pid {pid} is ready; retiring this master's workers"
-                );
-                self.handed_over = true;
-                self.begin_stop(Instant::now(), false);
-            }
-            Ok(0) => {
-                // The new master closed the pipe without "ready": it is exiting (reaped soon).
-                u.pipe = None;
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Everything a worker's pipe holds now; closes it at EOF.
-fn read_pipe(w: &mut Worker) -> Vec<u8> {
-    let mut out = Vec::new();
-    let Some(p) = &w.pipe else { return out };
-    let mut buf = [0u8; 4096];
-    loop {
-        match nix::unistd::read(p, &mut buf) {
-            Ok(0) => {
-                w.pipe = None;
-                break;
-            }
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if out.len() > 64 * 1024 {
-                    break;
-                }
-            }
-            Err(Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    }
-    out
-}
-
-fn parse_messages(w: &mut Worker, bytes: &[u8]) {
-    if bytes.is_empty() {
-        return;
-    }
-    w.last_beat = Instant::now();
-    let mut rest = bytes;
-    while let Some((&b, tail)) = rest.split_first() {
-        if !w.partial.is_empty() {
-            // Inside a failure message.
-            match rest.iter().position(|&c| c == b'\n') {
-                Some(end) => {
-                    w.partial.extend_from_slice(&rest[..end]);
-                    let text = String::from_utf8_lossy(&w.partial[1..]).into_owned();
-                    w.failure = Some(text);
-                    w.partial.clear();
-                    rest = &rest[end + 1..];
-                }
-                None => {
-                    if w.partial.len() < 4096 {
-                        w.partial.extend_from_slice(rest);
-                    }
-                    rest = &[];
-                }
-            }
-            continue;
-        }
-        match b {
-            msg::BEAT => {}
-            msg::READY if w.state == State::Starting => w.state = State::Ready,
-            msg::RETIRE => w.wants_retire = true,
-            msg::FAILED => w.partial.push(b),
-            _ => {}
-        }
-        rest = tail;
-    }
-}
-
-/// `PAGI_UPGRADE_READY_FD`, when an old master started us; removed from the environment.
-fn take_ready_fd() -> Result<Option<OwnedFd>, Error> {
-    let Some(v) = std::env::var_os(UPGRADE_READY_FD) else {
-        return Ok(None);
-    };
-    // Single-threaded here: changing the environment races with nothing.
-    std::env::remove_var(UPGRADE_READY_FD);
-    let raw: i32 = v
-        .to_string_lossy()
-        .parse()
-        .map_err(|_| Error::new(format!("{UPGRADE_READY_FD} is not a descriptor number")))?;
-    let fd = super::sys::inherited_fd(raw)?;
-    let _ = set_inheritable(fd.as_fd(), false);
-    Ok(Some(fd))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn worker() -> Worker {
-        let now = Instant::now() - Duration::from_secs(60);
-        Worker {
-            pid: Pid::from_raw(1),
-            slot: 1,
-            generation: 0,
-            pipe: None,
-            partial: Vec::new(),
-            failure: None,
-            started: now,
-            last_beat: now,
-            state: State::Starting,
-            told: None,
-            killed: false,
-            replaces: None,
-            wants_retire: false,
-            lifetime_jitter: Duration::ZERO,
-        }
-    }
-
-    #[test]
-    fn messages() {
-        let mut w = worker();
-        let before = w.last_beat;
-        parse_messages(&mut w, b"..");
-        assert!(w.last_beat > before, "any byte is a heartbeat");
-        assert_eq!(w.state, State::Starting);
-        parse_messages(&mut w, b".r.");
-        assert_eq!(w.state, State::Ready);
-        assert!(!w.wants_retire);
-        parse_messages(&mut w, b"m");
-        assert!(w.wants_retire);
-        // A failure reason may arrive in pieces, and contain message bytes.
-        parse_messages(&mut w, b".fcannot open r");
-        assert_eq!(w.failure, None);
-        parse_messages(&mut w, b"eady.log\n.");
-        assert_eq!(w.failure.as_deref(), Some("cannot open ready.log"));
-        assert!(w.partial.is_empty());
     }
 }
