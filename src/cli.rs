@@ -58,6 +58,10 @@ pub struct Cli {
     /// random (0 = never). Needs --workers 2 or more.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub max_worker_lifetime: Duration,
+    /// A worker whose resident memory exceeds this many MiB is replaced (gracefully; checked
+    /// every second; 0 = no limit). Needs --workers 2 or more.
+    #[arg(long, default_value_t = 0, value_name = "MIB")]
+    pub max_worker_memory: u64,
     /// Most open connections; more get 503 with Retry-After (0 = unlimited).
     #[arg(long, default_value_t = 1000)]
     pub max_connections: usize,
@@ -263,6 +267,7 @@ impl Cli {
             max_requests: self.max_requests,
             max_requests_jitter: self.max_requests_jitter,
             max_lifetime: self.max_worker_lifetime,
+            max_memory: self.max_worker_memory.saturating_mul(1 << 20),
             shutdown_timeout: self.shutdown_timeout,
             startup_timeout: self.lifespan_startup_timeout,
         }
@@ -447,9 +452,9 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
     if cli.multi_process() {
         return run_workers(cli, app);
     }
-    if cli.max_requests > 0 || !cli.max_worker_lifetime.is_zero() {
+    if cli.max_requests > 0 || !cli.max_worker_lifetime.is_zero() || cli.max_worker_memory > 0 {
         return Err(Error::new(
-            "--max-requests and --max-worker-lifetime need --workers 2 or more",
+            "--max-requests, --max-worker-lifetime and --max-worker-memory need --workers 2 or more",
         ));
     }
     let listeners = cli.listeners()?;

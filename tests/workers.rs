@@ -696,3 +696,44 @@ fn workers_stop_when_the_master_is_killed() {
         "workers outlived a killed master"
     );
 }
+
+#[test]
+fn max_worker_memory_recycles_a_worker_over_the_limit() {
+    // Every worker uses more than 1 MiB, so each is replaced once it has been ready a second.
+    let m = Master::start(2, &["--max-worker-memory", "1"]);
+    let first = m.workers();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let now = m.workers();
+            first.iter().all(|w| !now.contains(w))
+        }),
+        "{first:?} -> {:?}\n{}",
+        m.workers(),
+        m.log()
+    );
+    assert!(
+        m.log().contains("MiB (over --max-worker-memory)"),
+        "{}",
+        m.log()
+    );
+    assert_eq!(get(m.addr(), "/").unwrap().0, 200);
+}
+
+#[test]
+fn recycling_flags_need_workers() {
+    for flag in [
+        ["--max-requests", "10"],
+        ["--max-worker-lifetime", "1h"],
+        ["--max-worker-memory", "100"],
+    ] {
+        let out = Command::new(BIN)
+            .args(flag)
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .env_remove("WEB_CONCURRENCY")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag:?}: {err}");
+        assert!(err.contains("need --workers 2 or more"), "{err}");
+    }
+}

@@ -37,6 +37,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const KILL_MARGIN: Duration = Duration::from_secs(5);
 /// Added to the lifespan startup timeout for a new master (binary upgrade) to be ready.
 const UPGRADE_MARGIN: Duration = Duration::from_secs(30);
+/// How often a worker's memory use is read (with `--max-worker-memory`).
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
 /// How long a fast stop (QUIT) waits before killing.
 const FAST_STOP: Duration = Duration::from_secs(3);
 
@@ -79,6 +81,8 @@ struct Worker {
     wants_retire: bool,
     /// Extra lifetime drawn for this worker (so workers do not all recycle at once).
     lifetime_jitter: Duration,
+    /// When its memory use was last read.
+    memory_checked: Instant,
 }
 
 impl Worker {
@@ -546,6 +550,7 @@ impl<A: App> Master<A> {
         let timeout = self.opts.worker_timeout;
         let drain = self.opts.shutdown_timeout + KILL_MARGIN;
         let lifetime = self.opts.max_lifetime;
+        let memory = self.opts.max_memory;
         for w in &mut self.workers {
             if w.killed {
                 continue;
@@ -576,6 +581,20 @@ impl<A: App> Master<A> {
                     {
                         tracing::info!("{} reached --max-worker-lifetime", w.describe());
                         w.wants_retire = true;
+                    } else if w.state == State::Ready
+                        && memory > 0
+                        && !w.wants_retire
+                        && now.duration_since(w.memory_checked) >= MEMORY_CHECK
+                    {
+                        w.memory_checked = now;
+                        if let Some(rss) = rss_bytes(w.pid).filter(|&b| b > memory) {
+                            tracing::info!(
+                                "{} uses {} MiB (over --max-worker-memory)",
+                                w.describe(),
+                                rss >> 20
+                            );
+                            w.wants_retire = true;
+                        }
                     }
                 }
             }
@@ -705,6 +724,7 @@ impl<A: App> Master<A> {
                     replaces,
                     wants_retire: false,
                     lifetime_jitter: jitter,
+                    memory_checked: now,
                 };
                 tracing::info!("{} started", w.describe());
                 self.workers.push(w);
@@ -763,4 +783,18 @@ impl<A: App> Master<A> {
         }
         None
     }
+}
+
+/// The resident memory of process `pid` (`VmRSS` in `/proc/PID/status`).
+fn rss_bytes(pid: Pid) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }

@@ -55,6 +55,8 @@ pub(crate) struct Options {
     pub(crate) max_requests_jitter: u64,
     /// Age after which a worker is replaced (0 = never).
     pub(crate) max_lifetime: Duration,
+    /// Resident memory (bytes) above which a worker is replaced (0 = no limit).
+    pub(crate) max_memory: u64,
     /// The per-worker drain time (`--shutdown-timeout`).
     pub(crate) shutdown_timeout: Duration,
     /// How long lifespan startup may take (`--lifespan-startup-timeout`).

@@ -90,6 +90,7 @@ mod tests {
             replaces: None,
             wants_retire: false,
             lifetime_jitter: Duration::ZERO,
+            memory_checked: now,
         }
     }
 
