@@ -35,9 +35,33 @@ pub struct Cli {
     /// Listen backlog.
     #[arg(long, default_value_t = 2048)]
     pub backlog: u32,
-    /// Runtime threads (1 = a single-threaded runtime). Default: the CPUs this process may use.
+    /// Runtime threads (1 = a single-threaded runtime). Default: the CPUs this process may use
+    /// (with --workers: per worker).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Worker processes: a master binds the listeners and supervises N forked workers, each
+    /// with its own runtime and lifespan. 0 or 1: a single process (no master).
+    #[arg(long, short = 'w', default_value_t = 0, env = "WEB_CONCURRENCY")]
+    pub workers: u32,
+    /// A worker that sends no heartbeat for this long is killed and replaced (0 = never).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub worker_timeout: Duration,
+    /// A worker is replaced (gracefully, its replacement ready first) after this many requests
+    /// (0 = never). Needs --workers 2 or more.
+    #[arg(long, default_value_t = 0)]
+    pub max_requests: u64,
+    /// Each worker's limit is --max-requests plus a random 0..=N, so that they do not all
+    /// recycle at once.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_requests_jitter: u64,
+    /// A worker is replaced (gracefully) after running this long, plus up to a tenth more at
+    /// random (0 = never). Needs --workers 2 or more.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub max_worker_lifetime: Duration,
+    /// A worker whose resident memory exceeds this many MiB is replaced (gracefully; checked
+    /// every second; 0 = no limit). Needs --workers 2 or more.
+    #[arg(long, default_value_t = 0, value_name = "MIB")]
+    pub max_worker_memory: u64,
     /// Most open connections; more get 503 with Retry-After (0 = unlimited).
     #[arg(long, default_value_t = 1000)]
     pub max_connections: usize,
@@ -230,6 +254,25 @@ impl Cli {
         Ok(c)
     }
 
+    /// Whether these options ask for a master and worker processes.
+    pub fn multi_process(&self) -> bool {
+        self.workers > 1
+    }
+
+    #[cfg(target_os = "linux")]
+    pub(crate) fn worker_options(&self) -> crate::workers::Options {
+        crate::workers::Options {
+            workers: self.workers,
+            worker_timeout: self.worker_timeout,
+            max_requests: self.max_requests,
+            max_requests_jitter: self.max_requests_jitter,
+            max_lifetime: self.max_worker_lifetime,
+            max_memory: self.max_worker_memory.saturating_mul(1 << 20),
+            shutdown_timeout: self.shutdown_timeout,
+            startup_timeout: self.lifespan_startup_timeout,
+        }
+    }
+
     /// The listeners (the default when none is given).
     pub fn listeners(&self) -> Result<Vec<ListenSpec>, Error> {
         if self.listen.is_empty() {
@@ -366,8 +409,14 @@ struct Layers {
     lint: Option<Lint>,
 }
 
-fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
-    let m = middleware(&cli)?;
+/// The server for these options around `app` (its middleware stack and settings; no
+/// listener yet), and what reopens the access log. Starts the access log's writer thread:
+/// with --workers, each worker calls it after the fork.
+pub(crate) fn server_builder<A: App>(
+    cli: &Cli,
+    app: A,
+) -> Result<(crate::Builder<impl App>, Option<Reopen>), Error> {
+    let m = middleware(cli)?;
     let reopen = m.access.as_ref().map(AccessLog::reopener);
     // Outermost first: the real client before anything logs or checks it; health checks before
     // the host check (load balancers probe by IP).
@@ -379,12 +428,14 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
         .layer(m.hosts)
         .layer(m.lint)
         .app(app);
-    let config = cli.config()?;
-    let listeners = cli.listeners()?;
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let rt = if threads <= 1 {
+    Ok((Server::builder(app).config(cli.config()?), reopen))
+}
+
+/// The Tokio runtime: `threads` worker threads (1: single-threaded; default: the CPUs).
+pub(crate) fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, Error> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -394,14 +445,29 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
             .enable_all()
             .build()
     }
-    .map_err(|e| Error::with("cannot start the runtime", e))?;
+    .map_err(|e| Error::with("cannot start the runtime", e))
+}
+
+fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
+    if cli.multi_process() {
+        return run_workers(cli, app);
+    }
+    if cli.max_requests > 0 || !cli.max_worker_lifetime.is_zero() || cli.max_worker_memory > 0 {
+        return Err(Error::new(
+            "--max-requests, --max-worker-lifetime and --max-worker-memory need --workers 2 or more",
+        ));
+    }
+    let listeners = cli.listeners()?;
+    let rt = runtime(cli.threads)?;
     rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};
         // Caught from here on (a HUP or USR1 would otherwise end the process), before the
         // listeners exist.
         let hup = signal(SignalKind::hangup()).ok();
         let usr1 = signal(SignalKind::user_defined1()).ok();
-        let mut b = Server::builder(app).config(config);
+        let quit = signal(SignalKind::quit()).ok();
+        ignore_worker_signals();
+        let (mut b, reopen) = server_builder(&cli, app)?;
         for l in listeners {
             b = b.listen_spec(l);
         }
@@ -412,8 +478,46 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
         if let Some(usr1) = usr1 {
             reopen_on_usr1(usr1, reopen);
         }
+        if let Some(mut quit) = quit {
+            let h = server.handle();
+            tokio::spawn(async move {
+                if quit.recv().await.is_some() {
+                    tracing::info!("SIGQUIT received: stopping now");
+                    h.shutdown_now();
+                }
+            });
+        }
         server.run_until(shutdown_signal()).await
     })
+}
+
+#[cfg(target_os = "linux")]
+fn run_workers<A: App>(cli: Cli, app: A) -> Result<(), Error> {
+    crate::workers::run(cli, app)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_workers<A: App>(_cli: Cli, _app: A) -> Result<(), Error> {
+    Err(Error::new("--workers 2 or more is only supported on Linux"))
+}
+
+/// In a single process, the master's signals TTIN, TTOU and USR2 are logged and ignored
+/// (by default they would stop or end the process).
+fn ignore_worker_signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    for (kind, name) in [
+        (SignalKind::from_raw(21), "SIGTTIN"),
+        (SignalKind::from_raw(22), "SIGTTOU"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ] {
+        if let Ok(mut s) = signal(kind) {
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    tracing::info!("{name} ignored: it is for a --workers master");
+                }
+            });
+        }
+    }
 }
 
 /// SIGUSR1 reopens the access log file (after logrotate moved it); without one it is ignored.

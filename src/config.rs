@@ -101,6 +101,9 @@ pub struct Config {
     pub lifespan: LifespanMode,
     /// How long lifespan startup may take. Default 30 s.
     pub lifespan_startup_timeout: Duration,
+    /// The worker number (1-based) when this server is a worker process of a `--workers`
+    /// master: the lifespan scope then says `is_worker` and `worker_num`. Default `None`.
+    pub worker: Option<u32>,
     /// `root_path` of every scope. Default empty.
     pub root_path: Arc<str>,
     /// `Server` header added when the app sets none; `None` adds none. Default `pagi-server`.
@@ -193,6 +196,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             lifespan: LifespanMode::Auto,
             lifespan_startup_timeout: Duration::from_secs(30),
+            worker: None,
             root_path: Arc::from(""),
             server_header: Some(Bytes::from_static(b"pagi-server")),
             backlog: 2048,

@@ -47,6 +47,8 @@ pub mod proto;
 pub mod proxy_protocol;
 pub mod server;
 pub mod tls;
+#[cfg(target_os = "linux")]
+pub(crate) mod workers;
 
 pub use config::{Config, LifespanMode, ProxyProtocol};
 pub use error::Error;

@@ -157,14 +157,19 @@ pub(crate) async fn startup<A: App>(
     app: &A,
     mode: LifespanMode,
     timeout: Duration,
+    worker: Option<u32>,
     state: State,
 ) -> Result<Option<Lifespan>, Error> {
     if mode == LifespanMode::Off {
         return Ok(None);
     }
     let chan = Arc::new(Chan::default());
+    let mut scope = LifespanScope::new(state);
+    if let Some(n) = worker {
+        scope.pagi = pagi::LifespanPagi::worker(n);
+    }
     let fut = app.call(
-        Scope::Lifespan(LifespanScope::new(state)),
+        Scope::Lifespan(scope),
         Receiver::new(chan.clone()),
         Sender::new(chan.clone()),
     );

@@ -159,12 +159,60 @@ impl Bound {
     }
 }
 
-/// Removes a Unix socket file on drop, if it is still the one we created.
+/// A bound listener that is not yet registered with a Tokio runtime: what a `--workers` master
+/// binds (it never runs a runtime) and each worker turns into a [`Bound`] after the fork.
+#[derive(Debug)]
+pub enum StdBound {
+    /// TCP.
+    Tcp(std::net::TcpListener, SocketAddr),
+    /// Unix socket; the guard removes the file on drop (unless disarmed).
+    Unix(std::os::unix::net::UnixListener, UnixGuard),
+}
+
+impl StdBound {
+    /// Registers the listener with the current Tokio runtime. Must run inside one.
+    pub fn into_tokio(self) -> Result<Bound, Error> {
+        let fail = |e| Error::with("cannot register a listener with the runtime", e);
+        match self {
+            StdBound::Tcp(l, a) => Ok(Bound::Tcp(TcpListener::from_std(l).map_err(fail)?, a)),
+            StdBound::Unix(l, g) => Ok(Bound::Unix(UnixListener::from_std(l).map_err(fail)?, g)),
+        }
+    }
+
+    /// The listening socket's file descriptor.
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            StdBound::Tcp(l, _) => l.as_raw_fd(),
+            StdBound::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+
+    /// Keeps a Unix socket file in place when this listener is dropped (see
+    /// [`UnixGuard::disarm`]); nothing for TCP.
+    pub fn disarm(&mut self) {
+        if let StdBound::Unix(_, g) = self {
+            g.disarm();
+        }
+    }
+
+    /// Where this listener is, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            StdBound::Tcp(_, a) => a.to_string(),
+            StdBound::Unix(_, g) => format!("unix:{}", g.path.display()),
+        }
+    }
+}
+
+/// Removes a Unix socket file on drop, if it is still the one we created (and the guard is
+/// armed).
 #[derive(Debug)]
 pub struct UnixGuard {
     path: PathBuf,
     ino: u64,
     dev: u64,
+    armed: bool,
 }
 
 impl UnixGuard {
@@ -172,10 +220,32 @@ impl UnixGuard {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Leaves the file in place on drop: for a `--workers` worker (the master owns the file)
+    /// and for a master handing its sockets to a new master (binary upgrade).
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    /// A guard for a socket file some other process created and handed over (binary upgrade,
+    /// socket activation): it removes the file on drop like its own.
+    pub fn adopt(path: &Path) -> Result<UnixGuard, Error> {
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| Error::with(format!("cannot inspect {}", path.display()), e))?;
+        Ok(UnixGuard {
+            path: path.to_owned(),
+            ino: meta.ino(),
+            dev: meta.dev(),
+            armed: true,
+        })
+    }
 }
 
 impl Drop for UnixGuard {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         if let Ok(m) = std::fs::symlink_metadata(&self.path) {
             if m.file_type().is_socket() && m.ino() == self.ino && m.dev() == self.dev {
                 let _ = std::fs::remove_file(&self.path);
@@ -190,6 +260,18 @@ pub fn bind(
     backlog: u32,
     socket_mode: Option<u32>,
 ) -> Result<Vec<Bound>, Error> {
+    bind_std(spec, backlog, socket_mode)?
+        .into_iter()
+        .map(StdBound::into_tokio)
+        .collect()
+}
+
+/// Binds a spec without a runtime (see [`StdBound`]).
+pub fn bind_std(
+    spec: &ListenSpec,
+    backlog: u32,
+    socket_mode: Option<u32>,
+) -> Result<Vec<StdBound>, Error> {
     match &spec.addr {
         ListenAddr::Tcp(hp) => {
             let addrs: Vec<SocketAddr> = hp
@@ -203,7 +285,7 @@ pub fn bind(
             for a in addrs {
                 let l = bind_tcp(a, backlog)?;
                 let local = l.local_addr().map_err(|e| Error::with("local_addr", e))?;
-                out.push(Bound::Tcp(l, local));
+                out.push(StdBound::Tcp(l, local));
             }
             Ok(out)
         }
@@ -211,7 +293,8 @@ pub fn bind(
     }
 }
 
-fn bind_tcp(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
+/// Binds one TCP address (SO_REUSEADDR, v6-only for v6), non-blocking.
+pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> Result<std::net::TcpListener, Error> {
     let fail =
         |what: &str, e: std::io::Error| Error::with(format!("cannot listen on {addr} ({what})"), e);
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
@@ -227,10 +310,11 @@ fn bind_tcp(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
     sock.bind(&addr.into()).map_err(|e| fail("bind", e))?;
     sock.listen(backlog.min(i32::MAX as u32) as i32)
         .map_err(|e| fail("listen", e))?;
-    TcpListener::from_std(sock.into()).map_err(|e| fail("register", e))
+    Ok(sock.into())
 }
 
-fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<Bound, Error> {
+/// Binds a Unix socket (a stale socket file is removed first), non-blocking.
+pub fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<StdBound, Error> {
     let show = path.display();
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
@@ -264,6 +348,7 @@ fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<Bound, Erro
         path: path.to_owned(),
         ino: meta.ino(),
         dev: meta.dev(),
+        armed: true,
     };
     if let Some(mode) = mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -271,9 +356,7 @@ fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<Bound, Erro
     }
     sock.listen(backlog.min(i32::MAX as u32) as i32)
         .map_err(|e| fail("listen", e))?;
-    let std_l: std::os::unix::net::UnixListener = sock.into();
-    let l = UnixListener::from_std(std_l).map_err(|e| fail("register", e))?;
-    Ok(Bound::Unix(l, guard))
+    Ok(StdBound::Unix(sock.into(), guard))
 }
 
 /// Parses an octal mode like `0660` or `660`.

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, LifespanMode, ProxyProtocol};
 use crate::error::{Error, Reject};
 use crate::io::{Io, Prefixed};
-use crate::listener::{bind, Bound, ListenAddr, ListenSpec};
+use crate::listener::{bind_std, Bound, ListenAddr, ListenSpec, StdBound};
 use crate::proto::h1;
 use crate::proxy_protocol::{self as pp, Detect};
 use crate::tls::Tls;
@@ -28,8 +28,11 @@ pub(crate) struct Shared<A> {
     pub(crate) app: Arc<A>,
     pub(crate) config: Config,
     pub(crate) state: State,
-    /// Cancelled when the server starts a graceful shutdown.
+    /// Cancelled when the server starts a graceful shutdown: requests get `Connection: close`.
     pub(crate) graceful: CancellationToken,
+    /// Cancelled when idle connections are to close at once (a shutdown; not a worker's
+    /// retirement, where they stay until their next request or keep-alive timeout).
+    pub(crate) idle_close: CancellationToken,
 }
 
 /// Who is on the other end of a connection, and where it arrived.
@@ -64,19 +67,26 @@ pub(crate) struct Peer {
 pub struct Builder<A> {
     app: A,
     config: Config,
-    listen: Vec<ListenSpec>,
+    listen: Vec<(ListenSpec, Option<Vec<StdBound>>)>,
 }
 
 impl<A: App> Builder<A> {
     /// Adds a listener (`host:port`, `[v6]:port`, `unix:PATH` or a path). Repeatable.
     pub fn listen(mut self, spec: &str) -> Result<Self, Error> {
-        self.listen.push(spec.parse()?);
+        self.listen.push((spec.parse()?, None));
         Ok(self)
     }
 
     /// Adds a parsed listener.
     pub fn listen_spec(mut self, spec: ListenSpec) -> Self {
-        self.listen.push(spec);
+        self.listen.push((spec, None));
+        self
+    }
+
+    /// Adds a listener that is already bound (by a `--workers` master, or handed over): the
+    /// sockets `spec` was bound to. `spec` still decides TLS.
+    pub fn listen_bound(mut self, spec: ListenSpec, sockets: Vec<StdBound>) -> Self {
+        self.listen.push((spec, Some(sockets)));
         self
     }
 
@@ -106,7 +116,7 @@ impl<A: App> Builder<A> {
             .transpose()?
             .map(Arc::new);
         let mut bound = Vec::new();
-        for spec in &self.listen {
+        for (spec, sockets) in self.listen {
             let use_tls = match (spec.tls, &tls) {
                 (Some(true), None) => {
                     return Err(Error::new(format!(
@@ -119,8 +129,12 @@ impl<A: App> Builder<A> {
             if use_tls && matches!(spec.addr, ListenAddr::Unix(_)) {
                 tracing::info!("{spec}: TLS on a Unix socket");
             }
-            for b in bind(spec, self.config.backlog, self.config.socket_mode)? {
-                bound.push((b, if use_tls { tls.clone() } else { None }));
+            let sockets = match sockets {
+                Some(s) => s,
+                None => bind_std(&spec, self.config.backlog, self.config.socket_mode)?,
+            };
+            for b in sockets {
+                bound.push((b.into_tokio()?, if use_tls { tls.clone() } else { None }));
             }
         }
         Ok(Server {
@@ -128,7 +142,7 @@ impl<A: App> Builder<A> {
             config: self.config,
             bound,
             tls,
-            stop: CancellationToken::new(),
+            ctl: Control::default(),
         })
     }
 }
@@ -140,20 +154,57 @@ pub struct Server<A> {
     config: Config,
     bound: Vec<(Bound, Option<Arc<Tls>>)>,
     tls: Option<Arc<Tls>>,
+    ctl: Control,
+}
+
+/// What a [`Handle`] controls a server with.
+#[derive(Clone, Debug, Default)]
+struct Control {
+    /// Stops accepting and starts the drain.
     stop: CancellationToken,
+    /// Set before `stop` for a retirement (idle connections are not closed at once).
+    retire: Arc<std::sync::atomic::AtomicBool>,
+    /// Cuts the connections still open (a fast stop, or the end of the drain).
+    abort: CancellationToken,
+    /// Cancelled once lifespan startup is done and every listener accepts.
+    started: CancellationToken,
 }
 
 /// Controls a running server from elsewhere.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    stop: CancellationToken,
+    ctl: Control,
     tls: Option<Arc<Tls>>,
 }
 
 impl Handle {
-    /// Starts the graceful shutdown.
+    /// Starts the graceful shutdown: stop accepting, close idle connections, let requests in
+    /// flight finish (within the shutdown timeout), answering them with `Connection: close`.
     pub fn shutdown(&self) {
-        self.stop.cancel();
+        self.ctl.stop.cancel();
+    }
+
+    /// Starts a retirement: a graceful shutdown for a server whose listeners other processes
+    /// go on serving (a `--workers` worker being replaced). It differs in idle keep-alive
+    /// connections: they are not closed at once, which would race with a request the client
+    /// may be sending at that moment, but stay open until their next request (answered with
+    /// `Connection: close`) or their keep-alive timeout.
+    pub fn retire(&self) {
+        self.ctl.retire.store(true, Ordering::Relaxed);
+        self.ctl.stop.cancel();
+    }
+
+    /// Stops at once: no new connections, and the open ones are cut without waiting for the
+    /// requests in flight. Lifespan shutdown still runs (bounded by the shutdown timeout).
+    pub fn shutdown_now(&self) {
+        self.ctl.abort.cancel();
+        self.ctl.stop.cancel();
+    }
+
+    /// Resolves once the server serves: lifespan startup is complete and every listener
+    /// accepts. Never resolves if startup fails.
+    pub async fn started(&self) {
+        self.ctl.started.cancelled().await;
     }
 
     /// Whether the server has a TLS certificate (some listener may use it).
@@ -205,14 +256,14 @@ impl<A: App> Server<A> {
     /// A handle that stops [`Server::run`].
     pub fn handle(&self) -> Handle {
         Handle {
-            stop: self.stop.clone(),
+            ctl: self.ctl.clone(),
             tls: self.tls.clone(),
         }
     }
 
     /// Serves until [`Handle::shutdown`].
     pub async fn run(self) -> Result<(), Error> {
-        let stop = self.stop.clone();
+        let stop = self.ctl.stop.clone();
         self.run_until(async move { stop.cancelled().await }).await
     }
 
@@ -225,13 +276,15 @@ impl<A: App> Server<A> {
             config,
             bound,
             tls,
-            stop,
+            ctl,
         } = self;
+        let stop = ctl.stop.clone();
         let state = State::shared();
         let lifespan = crate::lifespan::startup(
             &*app,
             config.lifespan,
             config.lifespan_startup_timeout,
+            config.worker,
             state.clone(),
         )
         .await?;
@@ -240,6 +293,7 @@ impl<A: App> Server<A> {
             config,
             state: state.copy(),
             graceful: CancellationToken::new(),
+            idle_close: CancellationToken::new(),
         });
         let conns = Arc::new(Conns::default());
         let tracker = TaskTracker::new();
@@ -265,25 +319,41 @@ impl<A: App> Server<A> {
                 }
             }))
         });
+        ctl.started.cancel();
         tokio::select! {
             _ = signal => {}
             _ = stop.cancelled() => {}
         }
-        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let retire = ctl.retire.load(Ordering::Relaxed) && !ctl.abort.is_cancelled();
+        tracing::info!(
+            "{}: no new connections, finishing requests in flight",
+            if retire { "retiring" } else { "shutting down" }
+        );
         stop.cancel();
         for a in accepts {
             let _ = a.await;
         }
         shared.graceful.cancel();
+        if !retire {
+            shared.idle_close.cancel();
+        }
         tracker.close();
         let timeout = shared.config.shutdown_timeout;
-        if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
+        let ended = tokio::select! {
+            r = tokio::time::timeout(timeout, tracker.wait()) => r.is_ok(),
+            _ = ctl.abort.cancelled() => false,
+        };
+        if !ended {
             let n = conns.abort_all();
-            tracing::warn!(
-                connections = n,
-                ?timeout,
-                "shutdown timeout: closing the connections still open"
-            );
+            if ctl.abort.is_cancelled() {
+                tracing::info!(connections = n, "fast stop: closing the open connections");
+            } else {
+                tracing::warn!(
+                    connections = n,
+                    ?timeout,
+                    "shutdown timeout: closing the connections still open"
+                );
+            }
             tracker.wait().await;
         }
         if let Some(w) = watcher {
@@ -521,7 +591,7 @@ async fn proxy_header<S: Io, A>(
     let read = read_proxy_header(&mut io, &mut buf, cfg.proxy_protocol, trusted);
     let result = tokio::select! {
         r = tokio::time::timeout(cfg.timeout_header_read, read) => r,
-        _ = shared.graceful.cancelled() => return None,
+        _ = shared.idle_close.cancelled() => return None,
     };
     match result {
         Ok(Ok(header)) => {

@@ -464,3 +464,50 @@ fn lifespan_send_validation() {
         ["LifespanShutdown", "order", "ok"]
     );
 }
+
+/// The lifespan scope's `pagi` says whether this is a worker and which: `Config::worker` is
+/// what a `--workers` master sets in each worker.
+#[test]
+fn lifespan_scope_names_the_worker() {
+    let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let app = |seen: Arc<Mutex<Vec<serde_json::Value>>>| {
+        move |scope: Scope, rx: Receiver, tx: Sender| {
+            let seen = seen.clone();
+            async move {
+                match scope {
+                    Scope::Lifespan(ls) => {
+                        seen.lock().unwrap().push(serde_json::to_value(&ls.pagi)?);
+                        while let Ok(ev) = rx.receive().await {
+                            match ev {
+                                ReceiveEvent::LifespanStartup => {
+                                    tx.send(SendEvent::LifespanStartupComplete).await?
+                                }
+                                ReceiveEvent::LifespanShutdown => {
+                                    tx.send(SendEvent::LifespanShutdownComplete).await?;
+                                    break;
+                                }
+                                _ => {}
+                            }
+                        }
+                        Ok::<(), BoxError>(())
+                    }
+                    _ => reply(&tx, "ok").await,
+                }
+            }
+        }
+    };
+    let srv = serve(app(seen.clone()), |c| c.worker = Some(3));
+    assert_eq!(get(&srv, "/").0, 200);
+    srv.stop().unwrap();
+    let srv = serve(app(seen.clone()), |_| {});
+    assert_eq!(get(&srv, "/").0, 200);
+    srv.stop().unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        *seen,
+        [
+            serde_json::json!({"version": "0.3", "spec_version": "0.3", "is_worker": 1, "worker_num": 3}),
+            serde_json::json!({"version": "0.3", "spec_version": "0.3", "is_worker": 0, "worker_num": null}),
+        ]
+    );
+}

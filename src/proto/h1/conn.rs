@@ -46,7 +46,7 @@ enum Next {
 
 /// Serves one connection until it closes.
 pub(crate) async fn serve<I: Io, A: App>(io: I, shared: Arc<Shared<A>>, peer: Peer) {
-    let shutdown = Box::pin(shared.graceful.clone().cancelled_owned());
+    let shutdown = Box::pin(shared.idle_close.clone().cancelled_owned());
     let mut conn = Conn {
         io,
         read_buf: BytesMut::new(),
@@ -751,6 +751,7 @@ mod size_tests {
                 config: crate::config::Config::default(),
                 state: pagi::State::shared(),
                 graceful: tokio_util::sync::CancellationToken::new(),
+                idle_close: tokio_util::sync::CancellationToken::new(),
             });
             let peer = crate::server::Peer {
                 client: None,
