@@ -17,7 +17,9 @@ use pagi_middleware::Stack;
 use crate::access::{Cidr, List, Source};
 use crate::config::{Config, ProxyProtocol};
 use crate::error::Error;
-use crate::listener::{parse_mode, ListenSpec};
+use crate::listener::inherit::{Inherited, Vars};
+use crate::listener::{parse_mode, FdRef, ListenAddr, ListenSpec};
+use crate::process::{self, Credentials, PidFile};
 use crate::server::{parse_lifespan, Server};
 use crate::tls::{ClientVerify, MinVersion, TlsConfig};
 
@@ -25,10 +27,34 @@ use crate::tls::{ClientVerify, MinVersion, TlsConfig};
 #[derive(Debug, Parser)]
 #[command(name = "pagi-server", version, about = "A fast, strict server for PAGI apps", long_about = None)]
 pub struct Cli {
-    /// Where to listen: HOST:PORT, [V6ADDR]:PORT, tcp://HOST:PORT, unix:PATH, or a path
-    /// (starts with / or ., or is not HOST:PORT). Repeatable. Default 127.0.0.1:8000.
+    /// Where to listen: HOST:PORT, [V6ADDR]:PORT, tcp://HOST:PORT, unix:PATH, a path (starts
+    /// with / or ., or is not HOST:PORT), or fd://N / fd://NAME (an inherited socket).
+    /// Repeatable. Default: every socket systemd passed (LISTEN_FDS), else 127.0.0.1:8000.
     #[arg(long = "listen", short = 'l', value_name = "SPEC")]
     pub listen: Vec<String>,
+    /// Set SO_REUSEPORT on TCP listeners: several servers may listen on one port and the
+    /// kernel spreads connections among them.
+    #[arg(long)]
+    pub reuseport: bool,
+    /// Write the server's pid to FILE once it listens; removed when it stops. Refused if FILE
+    /// names another running process.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<std::path::PathBuf>,
+    /// After binding, run as this user (name or uid; needs root). Unix socket files are given
+    /// to it first. Supplementary groups: the user's.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// After binding, run as this group (name or gid; default: --user's primary group).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Process umask, octal (e.g. 027), set before anything is created: it decides the mode of
+    /// Unix socket files when --socket-mode is not given.
+    #[arg(long, value_name = "MASK", value_parser = crate::process::parse_umask)]
+    pub umask: Option<u32>,
+    /// Run in the background: the command returns (0) once the server serves, or fails with
+    /// the startup error. stdio goes to /dev/null (stderr is kept if it is a file).
+    #[arg(long)]
+    pub daemonize: bool,
     /// Permissions for Unix sockets, octal (e.g. 0660).
     #[arg(long, value_name = "MODE")]
     pub socket_mode: Option<String>,
@@ -186,6 +212,7 @@ impl Cli {
     pub fn config(&self) -> Result<Config, Error> {
         let mut c = Config {
             backlog: self.backlog,
+            reuse_port: self.reuseport,
             socket_mode: self.socket_mode.as_deref().map(parse_mode).transpose()?,
             max_connections: self.max_connections,
             max_body_size: self.max_body_size,
@@ -232,7 +259,16 @@ impl Cli {
 
     /// The listeners (the default when none is given).
     pub fn listeners(&self) -> Result<Vec<ListenSpec>, Error> {
+        self.listeners_with(&Inherited::none())
+    }
+
+    /// The listeners, given the inherited sockets: without `--listen`, every inherited socket
+    /// (systemd's, or an old master's), else 127.0.0.1:8000.
+    pub fn listeners_with(&self, inherited: &Inherited) -> Result<Vec<ListenSpec>, Error> {
         if self.listen.is_empty() {
+            if !inherited.is_empty() {
+                return Ok(inherited.specs());
+            }
             return Ok(vec![ListenSpec::tcp("127.0.0.1:8000")]);
         }
         self.listen.iter().map(|s| s.parse()).collect()
@@ -295,15 +331,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs `app` with the `pagi-server` command line: parses the arguments, sets up logging and
 /// the runtime, binds, serves until SIGTERM/SIGINT (a second signal exits at once), and returns
 /// the exit code (1 on a startup error, with the reason on stderr).
+///
+/// Call it at the start of `main`, before starting threads: it reads and removes the
+/// socket-handover variables (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`,
+/// `PAGI_INHERIT_FDS`) from the environment, which is only sound while the process has one
+/// thread. `--daemonize` runs the program again with the same arguments.
 pub fn main<A: App>(app: A) -> ExitCode {
     let cli = Cli::parse();
     run(cli, app)
 }
 
-/// [`main`] with already parsed options.
+/// [`main`] with already parsed options (same rules about threads).
 pub fn run<A: App>(cli: Cli, app: A) -> ExitCode {
+    let daemon = cli.daemonize && process::is_daemon_child();
+    if cli.daemonize && !daemon {
+        return process::daemonize();
+    }
+    // Still one thread: the environment may change.
+    if daemon {
+        std::env::remove_var(process::DAEMON_ENV);
+    }
+    let vars = Vars::take_from_env();
     init_logging(&cli.log_level);
-    match try_run(cli, app) {
+    match try_run(cli, app, &vars, daemon) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -366,7 +416,22 @@ struct Layers {
     lint: Option<Lint>,
 }
 
-fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
+fn try_run<A: App>(cli: Cli, app: A, vars: &Vars, daemon: bool) -> Result<(), Error> {
+    if daemon {
+        process::daemon_detach()?;
+    }
+    if let Some(mask) = cli.umask {
+        process::set_umask(mask);
+    }
+    let creds = Credentials::resolve(cli.user.as_deref(), cli.group.as_deref())?;
+    // Inherited descriptors are taken before the runtime makes any of its own.
+    let mut inherited = Inherited::from_vars(vars)?;
+    let listeners = cli.listeners_with(&inherited)?;
+    for l in &listeners {
+        if let ListenAddr::Fd(FdRef::Num(n)) = l.addr {
+            inherited.claim(n)?;
+        }
+    }
     let m = middleware(&cli)?;
     let reopen = m.access.as_ref().map(AccessLog::reopener);
     // Outermost first: the real client before anything logs or checks it; health checks before
@@ -380,7 +445,6 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
         .layer(m.lint)
         .app(app);
     let config = cli.config()?;
-    let listeners = cli.listeners()?;
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -401,11 +465,24 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
         // listeners exist.
         let hup = signal(SignalKind::hangup()).ok();
         let usr1 = signal(SignalKind::user_defined1()).ok();
-        let mut b = Server::builder(app).config(config);
+        let mut b = Server::builder(app).config(config).inherit(inherited);
         for l in listeners {
             b = b.listen_spec(l);
         }
-        let server = b.bind().await?;
+        let mut server = b.bind().await?;
+        if let Some(c) = &creds {
+            for f in server.socket_files() {
+                c.chown(&f)?;
+            }
+        }
+        // Written as the starting user (a root-owned /run is fine); removed at the end.
+        let _pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+        if let Some(c) = &creds {
+            c.apply()?;
+        }
+        if daemon {
+            server = server.on_ready(process::daemon_ready);
+        }
         if let Some(hup) = hup {
             reload_on_hangup(hup, server.handle());
         }

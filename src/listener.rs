@@ -1,14 +1,21 @@
-//! Listen specs (`--listen`) and binding: TCP (v4/v6) and Unix sockets.
+//! Listen specs (`--listen`) and binding: TCP (v4/v6), Unix sockets, and sockets inherited
+//! from systemd or an old master ([`inherit`]).
+
+mod fd;
+pub mod inherit;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::error::Error;
+use inherit::{Entry, Inherited, InheritedAddr};
 
 /// Where to listen, and whether with TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +36,27 @@ pub enum ListenAddr {
     Tcp(String),
     /// A Unix socket path.
     Unix(PathBuf),
+    /// An inherited listening socket (`fd://N`, `fd://NAME`): systemd socket activation, a
+    /// supervisor, or an old master. Its kind (TCP or Unix) is read from the socket.
+    Fd(FdRef),
+}
+
+/// Which inherited socket an `fd://` spec means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FdRef {
+    /// A descriptor number (`fd://3`).
+    Num(RawFd),
+    /// A systemd `FileDescriptorName=` from `LISTEN_FDNAMES` (`fd://web`).
+    Name(String),
+}
+
+impl fmt::Display for FdRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FdRef::Num(n) => write!(f, "fd://{n}"),
+            FdRef::Name(n) => write!(f, "fd://{n}"),
+        }
+    }
 }
 
 impl ListenSpec {
@@ -55,6 +83,28 @@ impl FromStr for ListenSpec {
     fn from_str(s: &str) -> Result<Self, Error> {
         if s.is_empty() {
             return Err(Error::new("empty listen spec"));
+        }
+        if let Some(r) = s.strip_prefix("fd://") {
+            let r = if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) {
+                match r.parse::<RawFd>() {
+                    Ok(n) if n >= 3 => FdRef::Num(n),
+                    _ => {
+                        return Err(Error::new(format!(
+                            "listen spec {s:?}: the descriptor must be 3 or more"
+                        )))
+                    }
+                }
+            } else if !r.is_empty() && !r.contains(':') && r.len() <= 255 {
+                FdRef::Name(r.to_owned())
+            } else {
+                return Err(Error::new(format!(
+                    "listen spec {s:?} is not fd://NUMBER or fd://NAME"
+                )));
+            };
+            return Ok(ListenSpec {
+                addr: ListenAddr::Fd(r),
+                tls: None,
+            });
         }
         for (prefix, tls) in [("unix+tls:", true), ("unix:", false)] {
             if let Some(p) = s.strip_prefix(prefix) {
@@ -116,6 +166,7 @@ impl fmt::Display for ListenSpec {
             (ListenAddr::Tcp(a), _) => write!(f, "tcp://{a}"),
             (ListenAddr::Unix(p), Some(true)) => write!(f, "unix+tls:{}", p.display()),
             (ListenAddr::Unix(p), _) => write!(f, "unix:{}", p.display()),
+            (ListenAddr::Fd(r), _) => write!(f, "{r}"),
         }
     }
 }
@@ -143,11 +194,51 @@ fn split_host_port(s: &str) -> Option<(&str, u16)> {
 pub enum Bound {
     /// TCP.
     Tcp(TcpListener, SocketAddr),
-    /// Unix socket; the guard removes the file on drop.
+    /// Unix socket; the guard removes the file on drop (unless disarmed, or the socket was
+    /// inherited under an `fd://` spec: then its file belongs to whoever made it).
     Unix(UnixListener, UnixGuard),
 }
 
+impl AsFd for Bound {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Bound::Tcp(l, _) => l.as_fd(),
+            Bound::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
 impl Bound {
+    /// The listening socket's descriptor number (valid while `self` lives).
+    pub fn raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+
+    /// Clears (`true`) or sets (`false`) close-on-exec on the listening socket, so that a
+    /// program this process executes inherits it under the same number (a hot upgrade: list
+    /// the numbers in `PAGI_INHERIT_FDS` for the new master).
+    pub fn set_inheritable(&self, inheritable: bool) -> Result<(), Error> {
+        socket2::SockRef::from(self)
+            .set_cloexec(!inheritable)
+            .map_err(|e| Error::with("cannot change close-on-exec on a listener", e))
+    }
+
+    /// Keeps the Unix socket file when this listener is dropped (a new master that adopted the
+    /// socket now owns the file). No effect on TCP.
+    pub fn disarm_unlink(&self) {
+        if let Bound::Unix(_, g) = self {
+            g.disarm();
+        }
+    }
+
+    /// The Unix socket file this listener removes on drop, if any.
+    pub fn socket_file(&self) -> Option<&Path> {
+        match self {
+            Bound::Unix(_, g) if g.armed.load(Ordering::Relaxed) => Some(&g.path),
+            _ => None,
+        }
+    }
+
     /// Where this listener is, for logs.
     pub fn describe(&self, tls: bool) -> String {
         match (self, tls) {
@@ -159,23 +250,54 @@ impl Bound {
     }
 }
 
-/// Removes a Unix socket file on drop, if it is still the one we created.
+/// Removes a Unix socket file on drop, if it is still the one we created (and the guard is
+/// armed).
 #[derive(Debug)]
 pub struct UnixGuard {
     path: PathBuf,
     ino: u64,
     dev: u64,
+    armed: AtomicBool,
 }
 
 impl UnixGuard {
-    /// The socket's path.
+    /// The socket's path (for a socket without one, `@name` or a description).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps the file on drop.
+    pub fn disarm(&self) {
+        self.armed.store(false, Ordering::Relaxed);
+    }
+
+    /// A guard for the socket file at `path` as it is now; `armed`: remove it on drop.
+    fn for_file(path: &Path, armed: bool) -> Result<Self, std::io::Error> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(UnixGuard {
+            path: path.to_owned(),
+            ino: meta.ino(),
+            dev: meta.dev(),
+            armed: AtomicBool::new(armed),
+        })
+    }
+
+    /// A guard that never removes anything (a socket without a file, or not ours).
+    fn inert(path: PathBuf) -> Self {
+        UnixGuard {
+            path,
+            ino: 0,
+            dev: 0,
+            armed: AtomicBool::new(false),
+        }
     }
 }
 
 impl Drop for UnixGuard {
     fn drop(&mut self) {
+        if !self.armed.load(Ordering::Relaxed) {
+            return;
+        }
         if let Ok(m) = std::fs::symlink_metadata(&self.path) {
             if m.file_type().is_socket() && m.ino() == self.ino && m.dev() == self.dev {
                 let _ = std::fs::remove_file(&self.path);
@@ -184,11 +306,41 @@ impl Drop for UnixGuard {
     }
 }
 
+/// How [`bind_with`] makes new sockets.
+#[derive(Clone, Copy, Debug)]
+pub struct BindOptions {
+    /// Listen backlog.
+    pub backlog: u32,
+    /// Permissions of Unix socket files (`None`: what the umask gives).
+    pub socket_mode: Option<u32>,
+    /// `SO_REUSEPORT` on TCP listeners: several processes may listen on one port, and the
+    /// kernel spreads connections among them.
+    pub reuse_port: bool,
+}
+
 /// Binds a spec. Must run inside a Tokio runtime.
 pub fn bind(
     spec: &ListenSpec,
     backlog: u32,
     socket_mode: Option<u32>,
+) -> Result<Vec<Bound>, Error> {
+    let opts = BindOptions {
+        backlog,
+        socket_mode,
+        reuse_port: false,
+    };
+    bind_with(spec, &opts, &mut Inherited::none())
+}
+
+/// Binds a spec, or adopts inherited sockets for it: an `fd://` spec takes its socket from
+/// `inherited` (or straight from the process, by number); a TCP spec takes an inherited socket
+/// with the same local address for each address it resolves to, and a Unix spec one bound to
+/// the same path (the file is left as it is: no unlink, no new bind). Everything else is bound
+/// anew. Must run inside a Tokio runtime.
+pub fn bind_with(
+    spec: &ListenSpec,
+    opts: &BindOptions,
+    inherited: &mut Inherited,
 ) -> Result<Vec<Bound>, Error> {
     match &spec.addr {
         ListenAddr::Tcp(hp) => {
@@ -201,23 +353,90 @@ pub fn bind(
             }
             let mut out = Vec::new();
             for a in addrs {
-                let l = bind_tcp(a, backlog)?;
+                if let Some(e) = inherited.take_tcp(a) {
+                    tracing::info!(fd = e.fd, "{spec}: adopted the inherited socket on {a}");
+                    out.push(adopt(e, false)?);
+                    continue;
+                }
+                let l = bind_tcp(a, opts.backlog, opts.reuse_port)?;
                 let local = l.local_addr().map_err(|e| Error::with("local_addr", e))?;
                 out.push(Bound::Tcp(l, local));
             }
             Ok(out)
         }
-        ListenAddr::Unix(p) => Ok(vec![bind_unix(p, backlog, socket_mode)?]),
+        ListenAddr::Unix(p) => {
+            if let Some(e) = inherited.take_unix(p) {
+                tracing::info!(fd = e.fd, "{spec}: adopted the inherited socket");
+                let b = adopt(e, true)?;
+                if let (Some(mode), Some(file)) = (opts.socket_mode, b.socket_file()) {
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))
+                        .map_err(|e| Error::with(format!("cannot chmod {}", p.display()), e))?;
+                }
+                return Ok(vec![b]);
+            }
+            Ok(vec![bind_unix(p, opts.backlog, opts.socket_mode)?])
+        }
+        ListenAddr::Fd(r) => {
+            let e = inherited
+                .take_fd(r)
+                .map_err(|e| Error::new(format!("{spec}: {e}")))?;
+            Ok(vec![adopt(e, false)?])
+        }
     }
 }
 
-fn bind_tcp(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
+/// A listener around an inherited socket. `own_file`: a Unix socket file is removed on drop
+/// (it was adopted for a `unix:` spec, so this server owns it now).
+fn adopt(e: Entry, own_file: bool) -> Result<Bound, Error> {
+    let fd = e.fd;
+    let fail = |what: &str, err: std::io::Error| {
+        Error::with(format!("inherited fd {fd} ({}): {what}", e.addr), err)
+    };
+    e.socket
+        .set_nonblocking(true)
+        .map_err(|err| fail("nonblocking", err))?;
+    match &e.addr {
+        InheritedAddr::Tcp(a) => {
+            let l = TcpListener::from_std(e.socket.into()).map_err(|err| {
+                Error::with(format!("inherited fd {fd} (tcp://{a}): register"), err)
+            })?;
+            Ok(Bound::Tcp(l, *a))
+        }
+        InheritedAddr::Unix(p) => {
+            let guard = match own_file.then(|| UnixGuard::for_file(p, true)) {
+                Some(Ok(g)) => g,
+                Some(Err(err)) => {
+                    tracing::warn!("inherited fd {fd}: {} is gone: {err}", p.display());
+                    UnixGuard::inert(p.clone())
+                }
+                None => UnixGuard::inert(p.clone()),
+            };
+            let std_l: std::os::unix::net::UnixListener = e.socket.into();
+            let l = UnixListener::from_std(std_l)
+                .map_err(|err| Error::with(format!("inherited fd {fd}: register"), err))?;
+            Ok(Bound::Unix(l, guard))
+        }
+        InheritedAddr::UnixOther(s) => {
+            let guard = UnixGuard::inert(PathBuf::from(s));
+            let std_l: std::os::unix::net::UnixListener = e.socket.into();
+            let l = UnixListener::from_std(std_l)
+                .map_err(|err| Error::with(format!("inherited fd {fd}: register"), err))?;
+            Ok(Bound::Unix(l, guard))
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: u32, reuse_port: bool) -> Result<TcpListener, Error> {
     let fail =
         |what: &str, e: std::io::Error| Error::with(format!("cannot listen on {addr} ({what})"), e);
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| fail("socket", e))?;
     sock.set_reuse_address(true)
         .map_err(|e| fail("SO_REUSEADDR", e))?;
+    if reuse_port {
+        sock.set_reuse_port(true)
+            .map_err(|e| fail("SO_REUSEPORT", e))?;
+    }
     if addr.is_ipv6() {
         // v4 and v6 listeners on one port coexist.
         sock.set_only_v6(true).map_err(|e| fail("IPV6_V6ONLY", e))?;
@@ -259,12 +478,7 @@ fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<Bound, Erro
         .map_err(|e| fail("nonblocking", e))?;
     let addr = socket2::SockAddr::unix(path).map_err(|e| fail("address", e))?;
     sock.bind(&addr).map_err(|e| fail("bind", e))?;
-    let meta = std::fs::symlink_metadata(path).map_err(|e| fail("stat", e))?;
-    let guard = UnixGuard {
-        path: path.to_owned(),
-        ino: meta.ino(),
-        dev: meta.dev(),
-    };
+    let guard = UnixGuard::for_file(path, true).map_err(|e| fail("stat", e))?;
     if let Some(mode) = mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| fail("chmod", e))?;

@@ -17,7 +17,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, LifespanMode, ProxyProtocol};
 use crate::error::{Error, Reject};
 use crate::io::{Io, Prefixed};
-use crate::listener::{bind, Bound, ListenAddr, ListenSpec};
+use crate::listener::inherit::Inherited;
+use crate::listener::{bind_with, BindOptions, Bound, ListenAddr, ListenSpec};
 use crate::proto::h1;
 use crate::proxy_protocol::{self as pp, Detect};
 use crate::tls::Tls;
@@ -65,6 +66,7 @@ pub struct Builder<A> {
     app: A,
     config: Config,
     listen: Vec<ListenSpec>,
+    inherited: Inherited,
 }
 
 impl<A: App> Builder<A> {
@@ -77,6 +79,14 @@ impl<A: App> Builder<A> {
     /// Adds a parsed listener.
     pub fn listen_spec(mut self, spec: ListenSpec) -> Self {
         self.listen.push(spec);
+        self
+    }
+
+    /// Sockets inherited from systemd or an old master (see [`Inherited::from_env`]): `fd://`
+    /// specs take theirs from here, and TCP/Unix specs adopt one with the same address instead
+    /// of binding anew. [`Builder::bind`] closes the ones no spec used, with a warning.
+    pub fn inherit(mut self, inherited: Inherited) -> Self {
+        self.inherited = inherited;
         self
     }
 
@@ -94,7 +104,7 @@ impl<A: App> Builder<A> {
 
     /// Binds every listener. Fails on the first that cannot be bound (nothing stays bound).
     /// Must be called inside a Tokio runtime.
-    pub async fn bind(self) -> Result<Server<A>, Error> {
+    pub async fn bind(mut self) -> Result<Server<A>, Error> {
         if self.listen.is_empty() {
             return Err(Error::new("no listener given"));
         }
@@ -119,28 +129,46 @@ impl<A: App> Builder<A> {
             if use_tls && matches!(spec.addr, ListenAddr::Unix(_)) {
                 tracing::info!("{spec}: TLS on a Unix socket");
             }
-            for b in bind(spec, self.config.backlog, self.config.socket_mode)? {
+            let opts = BindOptions {
+                backlog: self.config.backlog,
+                socket_mode: self.config.socket_mode,
+                reuse_port: self.config.reuse_port,
+            };
+            for b in bind_with(spec, &opts, &mut self.inherited)? {
                 bound.push((b, if use_tls { tls.clone() } else { None }));
             }
         }
+        std::mem::take(&mut self.inherited).close_unused();
         Ok(Server {
             app: Arc::new(self.app),
             config: self.config,
             bound,
             tls,
             stop: CancellationToken::new(),
+            on_ready: None,
         })
     }
 }
 
 /// A bound server; [`Server::run`] serves until shut down.
-#[derive(Debug)]
 pub struct Server<A> {
     app: Arc<A>,
     config: Config,
     bound: Vec<(Bound, Option<Arc<Tls>>)>,
     tls: Option<Arc<Tls>>,
     stop: CancellationToken,
+    on_ready: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for Server<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("app", &self.app)
+            .field("config", &self.config)
+            .field("bound", &self.bound)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Controls a running server from elsewhere.
@@ -188,7 +216,29 @@ impl<A: App> Server<A> {
             app,
             config: Config::default(),
             listen: Vec::new(),
+            inherited: Inherited::none(),
         }
+    }
+
+    /// The bound listeners, in listen order (for handing them to another process: see
+    /// [`Bound::raw_fd`], [`Bound::set_inheritable`] and [`Bound::disarm_unlink`]).
+    pub fn listeners(&self) -> impl Iterator<Item = &Bound> {
+        self.bound.iter().map(|(b, _)| b)
+    }
+
+    /// The Unix socket files this server made (or adopted for a `unix:` spec) and removes when
+    /// it stops; sockets taken by `fd://` are not listed.
+    pub fn socket_files(&self) -> Vec<PathBuf> {
+        self.listeners()
+            .filter_map(|b| b.socket_file().map(PathBuf::from))
+            .collect()
+    }
+
+    /// Runs `f` once the server is ready: lifespan startup has finished and every listener
+    /// accepts. (The `--daemonize` parent waits for this.)
+    pub fn on_ready(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_ready = Some(Box::new(f));
+        self
     }
 
     /// The bound addresses, in listen order.
@@ -226,6 +276,7 @@ impl<A: App> Server<A> {
             bound,
             tls,
             stop,
+            on_ready,
         } = self;
         let state = State::shared();
         let lifespan = crate::lifespan::startup(
@@ -254,6 +305,9 @@ impl<A: App> Server<A> {
                 tracker.clone(),
                 stop.clone(),
             )));
+        }
+        if let Some(f) = on_ready {
+            f();
         }
         let watcher = tls.as_ref().and_then(|t| {
             let interval = t.watch_interval?;
