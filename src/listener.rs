@@ -546,6 +546,17 @@ mod tests {
         assert!(p("[nope]:80").is_err());
         assert!(p("127.0.0.1:99999").is_err());
         assert!(p("tcp://nohost").is_err());
+        let fd = |r| ListenSpec {
+            addr: ListenAddr::Fd(r),
+            tls: None,
+        };
+        assert_eq!(p("fd://3").unwrap(), fd(FdRef::Num(3)));
+        assert_eq!(p("fd://web").unwrap(), fd(FdRef::Name("web".into())));
+        assert_eq!(p("fd://12").unwrap().to_string(), "fd://12");
+        assert!(p("fd://2").is_err());
+        assert!(p("fd://").is_err());
+        assert!(p("fd://a:b").is_err());
+        assert!(p("fd://99999999999").is_err());
         assert_eq!(
             p("https://127.0.0.1:8443").unwrap().to_string(),
             "https://127.0.0.1:8443"

@@ -116,6 +116,22 @@ impl Inherited {
     /// Unix stream socket; anything else is an error.
     pub fn from_vars(v: &Vars) -> Result<Self, Error> {
         let mut out = Inherited::none();
+        // Every variable is parsed before any descriptor is taken.
+        let handed: Vec<RawFd> = match v.inherit_fds.as_deref() {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|item| {
+                    item.parse().map_err(|_| {
+                        Error::new(format!(
+                            "{INHERIT_ENV}: {item:?} is not a descriptor number"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
         if let Some(n) = v.listen_fds.as_deref() {
             let n: RawFd = n.trim().parse().map_err(|_| {
                 Error::new(format!("LISTEN_FDS={n:?} is not a number of descriptors"))
@@ -146,19 +162,12 @@ impl Inherited {
                 None => tracing::warn!("LISTEN_FDS is set without LISTEN_PID: ignored"),
             }
         }
-        if let Some(list) = v.inherit_fds.as_deref() {
-            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let fd: RawFd = item.parse().map_err(|_| {
-                    Error::new(format!(
-                        "{INHERIT_ENV}: {item:?} is not a descriptor number"
-                    ))
-                })?;
-                if out.entries.iter().any(|e| e.fd == fd) {
-                    continue;
-                }
-                out.add(fd, Source::Upgrade, None)
-                    .map_err(|e| Error::new(format!("{INHERIT_ENV}: {e}")))?;
+        for fd in handed {
+            if out.entries.iter().any(|e| e.fd == fd) {
+                continue;
             }
+            out.add(fd, Source::Upgrade, None)
+                .map_err(|e| Error::new(format!("{INHERIT_ENV}: {e}")))?;
         }
         Ok(out)
     }
@@ -324,4 +333,55 @@ fn describe(fd: RawFd, s: &Socket) -> Result<InheritedAddr, Error> {
 /// compared as it was bound).
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(fds: Option<&str>, pid: Option<&str>, inherit: Option<&str>) -> Vars {
+        Vars {
+            listen_fds: fds.map(String::from),
+            listen_pid: pid.map(String::from),
+            listen_fdnames: None,
+            inherit_fds: inherit.map(String::from),
+        }
+    }
+
+    #[test]
+    fn variables_that_take_nothing() {
+        // Nothing set, zero descriptors, or meant for another process: no descriptor is
+        // touched (these tests never claim one: the test harness owns its descriptors).
+        assert!(Inherited::from_vars(&Vars::default()).unwrap().is_empty());
+        let me = std::process::id().to_string();
+        assert!(Inherited::from_vars(&vars(Some("0"), Some(&me), None))
+            .unwrap()
+            .is_empty());
+        assert!(Inherited::from_vars(&vars(Some("2"), Some("1"), None))
+            .unwrap()
+            .is_empty());
+        assert!(Inherited::from_vars(&vars(Some("2"), None, None))
+            .unwrap()
+            .is_empty());
+        assert!(Inherited::from_vars(&vars(None, None, Some(" , ")))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn malformed_variables() {
+        let me = std::process::id().to_string();
+        let e = Inherited::from_vars(&vars(Some("two"), Some(&me), None)).unwrap_err();
+        assert!(e.to_string().contains("LISTEN_FDS=\"two\""), "{e}");
+        let e = Inherited::from_vars(&vars(Some("-1"), Some(&me), None)).unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        // Refused before descriptor 3 is looked at.
+        let e = Inherited::from_vars(&vars(None, None, Some("3,x"))).unwrap_err();
+        assert!(
+            e.to_string().contains("\"x\" is not a descriptor number"),
+            "{e}"
+        );
+        let e = Inherited::from_vars(&vars(None, None, Some("1"))).unwrap_err();
+        assert!(e.to_string().contains("standard input"), "{e}");
+    }
 }
