@@ -204,6 +204,20 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether to skip a test for want of `tool`: SKIP is printed, except under CI (`CI` set),
+/// where a missing tool fails the test.
+fn skip_without(tool: &str) -> bool {
+    if have(tool) {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{tool} is missing (apt-get install systemd)"
+    );
+    eprintln!("SKIP: {tool} is not installed (apt-get install systemd)");
+    true
+}
+
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -233,8 +247,7 @@ fn proc_status(pid: u32, field: &str) -> Vec<String> {
 /// fd://NAME, and leaves the socket file (systemd's) in place when it stops.
 #[test]
 fn systemd_socket_activate_serves_every_socket() {
-    if !have("systemd-socket-activate") {
-        eprintln!("skipped: systemd-socket-activate is not installed (apt-get install systemd)");
+    if skip_without("systemd-socket-activate") {
         return;
     }
     for names_args in [
@@ -279,8 +292,7 @@ fn systemd_socket_activate_serves_every_socket() {
 /// A datagram socket is refused with a clear error (systemd's `ListenDatagram=`).
 #[test]
 fn systemd_activation_refuses_a_datagram_socket() {
-    if !have("systemd-socket-activate") {
-        eprintln!("skipped: systemd-socket-activate is not installed");
+    if skip_without("systemd-socket-activate") {
         return;
     }
     let port = free_port();
