@@ -563,6 +563,38 @@ mod tests {
         );
     }
 
+    /// What a master needs to hand its listeners to a new one: the numbers, close-on-exec
+    /// cleared, and Unix socket files kept when the old listeners go.
+    #[tokio::test]
+    async fn handover_api() {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        let cloexec = |b: &Bound| {
+            let flags = fcntl(b, FcntlArg::F_GETFD).unwrap();
+            FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sock");
+        let mut all = bind(&ListenSpec::tcp("127.0.0.1:0"), 16, None).unwrap();
+        all.extend(bind(&ListenSpec::unix(&path), 16, None).unwrap());
+        for b in &all {
+            assert!(b.raw_fd() > 2);
+            assert!(cloexec(b), "close-on-exec by default");
+            b.set_inheritable(true).unwrap();
+            assert!(!cloexec(b));
+            b.set_inheritable(false).unwrap();
+            assert!(cloexec(b));
+        }
+        assert_eq!(all[1].socket_file(), Some(path.as_path()));
+        all[1].disarm_unlink();
+        assert_eq!(all[1].socket_file(), None);
+        drop(all);
+        assert!(path.exists(), "a disarmed guard keeps the file");
+        // An armed one removes it.
+        std::fs::remove_file(&path).unwrap();
+        drop(bind(&ListenSpec::unix(&path), 16, None).unwrap());
+        assert!(!path.exists());
+    }
+
     #[test]
     fn modes() {
         assert_eq!(parse_mode("0660").unwrap(), 0o660);
