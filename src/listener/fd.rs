@@ -17,7 +17,7 @@ use crate::error::Error;
 static CLAIMED: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
 
 /// Takes ownership of inherited descriptor `fd`, which must be a listening stream socket
-/// (TCP or Unix). The socket comes back close-on-exec and blocking, as inherited otherwise.
+/// (TCP or Unix). It comes back close-on-exec; its other flags are as inherited.
 ///
 /// Refused: stdio (0-2), a number already claimed, a closed descriptor, anything that is not
 /// a socket, not a stream socket, or not listening. On a refusal the descriptor is left open.
