@@ -17,7 +17,9 @@ use pagi_middleware::Stack;
 use crate::access::{Cidr, List, Source};
 use crate::config::{Config, ProxyProtocol};
 use crate::error::Error;
-use crate::listener::{parse_mode, ListenSpec};
+use crate::listener::inherit::{Inherited, Vars};
+use crate::listener::{parse_mode, FdRef, ListenAddr, ListenSpec};
+use crate::process::{self, Credentials, PidFile};
 use crate::server::{parse_lifespan, Server};
 use crate::tls::{ClientVerify, MinVersion, TlsConfig};
 
@@ -25,10 +27,35 @@ use crate::tls::{ClientVerify, MinVersion, TlsConfig};
 #[derive(Debug, Parser)]
 #[command(name = "pagi-server", version, about = "A fast, strict server for PAGI apps", long_about = None)]
 pub struct Cli {
-    /// Where to listen: HOST:PORT, [V6ADDR]:PORT, tcp://HOST:PORT, unix:PATH, or a path
-    /// (starts with / or ., or is not HOST:PORT). Repeatable. Default 127.0.0.1:8000.
+    /// Where to listen: HOST:PORT, [V6ADDR]:PORT, tcp://HOST:PORT, unix:PATH, a path (starts
+    /// with / or ., or is not HOST:PORT), or fd://N / fd://NAME (an inherited socket).
+    /// Repeatable. Default: every socket systemd passed (LISTEN_FDS), else 127.0.0.1:8000.
     #[arg(long = "listen", short = 'l', value_name = "SPEC")]
     pub listen: Vec<String>,
+    /// Set SO_REUSEPORT on TCP listeners: several servers may listen on one port and the
+    /// kernel spreads connections among them.
+    #[arg(long)]
+    pub reuseport: bool,
+    /// Write the server's pid to FILE once it listens (with --workers: the master's); removed
+    /// when it stops. Refused if FILE names another running process.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<std::path::PathBuf>,
+    /// After binding, run as this user (name or uid; needs root). Unix socket files are given
+    /// to it first. Supplementary groups: the user's. With --workers, every worker drops and the
+    /// master keeps its privileges.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// After binding, run as this group (name or gid; default: --user's primary group).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Process umask, octal (e.g. 027), set before anything is created: it decides the mode of
+    /// Unix socket files when --socket-mode is not given.
+    #[arg(long, value_name = "MASK", value_parser = crate::process::parse_umask)]
+    pub umask: Option<u32>,
+    /// Run in the background: the command returns (0) once the server serves (with --workers:
+    /// every worker), or fails with the startup error. stdio goes to /dev/null (stderr is kept if it is a file).
+    #[arg(long)]
+    pub daemonize: bool,
     /// Permissions for Unix sockets, octal (e.g. 0660).
     #[arg(long, value_name = "MODE")]
     pub socket_mode: Option<String>,
@@ -210,6 +237,7 @@ impl Cli {
     pub fn config(&self) -> Result<Config, Error> {
         let mut c = Config {
             backlog: self.backlog,
+            reuse_port: self.reuseport,
             socket_mode: self.socket_mode.as_deref().map(parse_mode).transpose()?,
             max_connections: self.max_connections,
             max_body_size: self.max_body_size,
@@ -275,7 +303,16 @@ impl Cli {
 
     /// The listeners (the default when none is given).
     pub fn listeners(&self) -> Result<Vec<ListenSpec>, Error> {
+        self.listeners_with(&Inherited::none())
+    }
+
+    /// The listeners, given the inherited sockets: without `--listen`, every inherited socket
+    /// (systemd's, or an old master's), else 127.0.0.1:8000.
+    pub fn listeners_with(&self, inherited: &Inherited) -> Result<Vec<ListenSpec>, Error> {
         if self.listen.is_empty() {
+            if !inherited.is_empty() {
+                return Ok(inherited.specs());
+            }
             return Ok(vec![ListenSpec::tcp("127.0.0.1:8000")]);
         }
         self.listen.iter().map(|s| s.parse()).collect()
@@ -338,15 +375,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs `app` with the `pagi-server` command line: parses the arguments, sets up logging and
 /// the runtime, binds, serves until SIGTERM/SIGINT (a second signal exits at once), and returns
 /// the exit code (1 on a startup error, with the reason on stderr).
+///
+/// Call it at the start of `main`, before starting threads: it reads and removes the
+/// socket-handover variables (`LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`,
+/// `PAGI_INHERIT_FDS`) from the environment, which is only sound while the process has one
+/// thread. `--daemonize` runs the program again with the same arguments.
 pub fn main<A: App>(app: A) -> ExitCode {
     let cli = Cli::parse();
     run(cli, app)
 }
 
-/// [`main`] with already parsed options.
+/// [`main`] with already parsed options (same rules about threads).
 pub fn run<A: App>(cli: Cli, app: A) -> ExitCode {
+    let daemon = cli.daemonize && process::is_daemon_child();
+    if cli.daemonize && !daemon {
+        return process::daemonize();
+    }
+    // Still one thread: the environment may change.
+    if daemon {
+        std::env::remove_var(process::DAEMON_ENV);
+    }
+    let vars = Vars::take_from_env();
     init_logging(&cli.log_level);
-    match try_run(cli, app) {
+    match try_run(cli, app, &vars, daemon) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -448,16 +499,52 @@ pub(crate) fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime,
     .map_err(|e| Error::with("cannot start the runtime", e))
 }
 
-fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
-    if cli.multi_process() {
-        return run_workers(cli, app);
-    }
-    if cli.max_requests > 0 || !cli.max_worker_lifetime.is_zero() || cli.max_worker_memory > 0 {
+/// What [`try_run`] sets up before any runtime or thread exists, for a single server or a
+/// `--workers` master.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    /// `--user`/`--group`, resolved.
+    pub(crate) creds: Option<Credentials>,
+    /// Inherited sockets (systemd, an old master, `fd://N`), not yet adopted.
+    pub(crate) inherited: Inherited,
+    /// What to listen on.
+    pub(crate) listeners: Vec<ListenSpec>,
+    /// This is the `--daemonize` background process: report readiness on stdout.
+    pub(crate) daemon: bool,
+}
+
+fn try_run<A: App>(cli: Cli, app: A, vars: &Vars, daemon: bool) -> Result<(), Error> {
+    if !cli.multi_process()
+        && (cli.max_requests > 0 || !cli.max_worker_lifetime.is_zero() || cli.max_worker_memory > 0)
+    {
         return Err(Error::new(
             "--max-requests, --max-worker-lifetime and --max-worker-memory need --workers 2 or more",
         ));
     }
-    let listeners = cli.listeners()?;
+    if daemon {
+        process::daemon_detach()?;
+    }
+    if let Some(mask) = cli.umask {
+        process::set_umask(mask);
+    }
+    let creds = Credentials::resolve(cli.user.as_deref(), cli.group.as_deref())?;
+    // Inherited descriptors are taken before the runtime makes any of its own.
+    let mut inherited = Inherited::from_vars(vars)?;
+    let listeners = cli.listeners_with(&inherited)?;
+    for l in &listeners {
+        if let ListenAddr::Fd(FdRef::Num(n)) = l.addr {
+            inherited.claim(n)?;
+        }
+    }
+    let setup = Setup {
+        creds,
+        inherited,
+        listeners,
+        daemon,
+    };
+    if cli.multi_process() {
+        return run_workers(cli, app, setup);
+    }
     let rt = runtime(cli.threads)?;
     rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -467,11 +554,25 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
         let usr1 = signal(SignalKind::user_defined1()).ok();
         let quit = signal(SignalKind::quit()).ok();
         ignore_worker_signals();
-        let (mut b, reopen) = server_builder(&cli, app)?;
-        for l in listeners {
+        let (b, reopen) = server_builder(&cli, app)?;
+        let mut b = b.inherit(setup.inherited);
+        for l in setup.listeners {
             b = b.listen_spec(l);
         }
-        let server = b.bind().await?;
+        let mut server = b.bind().await?;
+        if let Some(c) = &setup.creds {
+            for f in server.socket_files() {
+                c.chown(&f)?;
+            }
+        }
+        // Written as the starting user (a root-owned /run is fine); removed at the end.
+        let _pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+        if let Some(c) = &setup.creds {
+            c.apply()?;
+        }
+        if setup.daemon {
+            server = server.on_ready(process::daemon_ready);
+        }
         if let Some(hup) = hup {
             reload_on_hangup(hup, server.handle());
         }
@@ -492,12 +593,12 @@ fn try_run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
 }
 
 #[cfg(target_os = "linux")]
-fn run_workers<A: App>(cli: Cli, app: A) -> Result<(), Error> {
-    crate::workers::run(cli, app)
+fn run_workers<A: App>(cli: Cli, app: A, setup: Setup) -> Result<(), Error> {
+    crate::workers::run(cli, app, setup)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run_workers<A: App>(_cli: Cli, _app: A) -> Result<(), Error> {
+fn run_workers<A: App>(_cli: Cli, _app: A, _setup: Setup) -> Result<(), Error> {
     Err(Error::new("--workers 2 or more is only supported on Linux"))
 }
 

@@ -112,6 +112,10 @@ pub struct Config {
     pub backlog: u32,
     /// Permissions of Unix sockets (e.g. 0o660). Default: left to the umask.
     pub socket_mode: Option<u32>,
+    /// `SO_REUSEPORT` on TCP listeners the server binds (not on inherited ones): other
+    /// processes with it set may listen on the same port, and the kernel spreads new
+    /// connections among them. Default off.
+    pub reuse_port: bool,
     /// `send` waits while more than this many response bytes are queued. Default 64 KiB.
     pub write_high_water: u64,
     /// ... until the queue is down to this. Default 16 KiB.
@@ -201,6 +205,7 @@ impl Default for Config {
             server_header: Some(Bytes::from_static(b"pagi-server")),
             backlog: 2048,
             socket_mode: None,
+            reuse_port: false,
             write_high_water: 64 * 1024,
             write_low_water: 16 * 1024,
             max_discard_body: 64 * 1024,

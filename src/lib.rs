@@ -43,6 +43,7 @@ pub mod error;
 pub mod io;
 pub(crate) mod lifespan;
 pub mod listener;
+pub mod process;
 pub mod proto;
 pub mod proxy_protocol;
 pub mod server;

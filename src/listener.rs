@@ -1,14 +1,21 @@
-//! Listen specs (`--listen`) and binding: TCP (v4/v6) and Unix sockets.
+//! Listen specs (`--listen`) and binding: TCP (v4/v6), Unix sockets, and sockets inherited
+//! from systemd or an old master ([`inherit`]).
+
+pub(crate) mod fd;
+pub mod inherit;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::error::Error;
+use inherit::{Entry, Inherited, InheritedAddr};
 
 /// Where to listen, and whether with TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +36,27 @@ pub enum ListenAddr {
     Tcp(String),
     /// A Unix socket path.
     Unix(PathBuf),
+    /// An inherited listening socket (`fd://N`, `fd://NAME`): systemd socket activation, a
+    /// supervisor, or an old master. Its kind (TCP or Unix) is read from the socket.
+    Fd(FdRef),
+}
+
+/// Which inherited socket an `fd://` spec means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FdRef {
+    /// A descriptor number (`fd://3`).
+    Num(RawFd),
+    /// A systemd `FileDescriptorName=` from `LISTEN_FDNAMES` (`fd://web`).
+    Name(String),
+}
+
+impl fmt::Display for FdRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FdRef::Num(n) => write!(f, "fd://{n}"),
+            FdRef::Name(n) => write!(f, "fd://{n}"),
+        }
+    }
 }
 
 impl ListenSpec {
@@ -55,6 +83,28 @@ impl FromStr for ListenSpec {
     fn from_str(s: &str) -> Result<Self, Error> {
         if s.is_empty() {
             return Err(Error::new("empty listen spec"));
+        }
+        if let Some(r) = s.strip_prefix("fd://") {
+            let r = if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) {
+                match r.parse::<RawFd>() {
+                    Ok(n) if n >= 3 => FdRef::Num(n),
+                    _ => {
+                        return Err(Error::new(format!(
+                            "listen spec {s:?}: the descriptor must be 3 or more"
+                        )))
+                    }
+                }
+            } else if !r.is_empty() && !r.contains(':') && r.len() <= 255 {
+                FdRef::Name(r.to_owned())
+            } else {
+                return Err(Error::new(format!(
+                    "listen spec {s:?} is not fd://NUMBER or fd://NAME"
+                )));
+            };
+            return Ok(ListenSpec {
+                addr: ListenAddr::Fd(r),
+                tls: None,
+            });
         }
         for (prefix, tls) in [("unix+tls:", true), ("unix:", false)] {
             if let Some(p) = s.strip_prefix(prefix) {
@@ -116,6 +166,7 @@ impl fmt::Display for ListenSpec {
             (ListenAddr::Tcp(a), _) => write!(f, "tcp://{a}"),
             (ListenAddr::Unix(p), Some(true)) => write!(f, "unix+tls:{}", p.display()),
             (ListenAddr::Unix(p), _) => write!(f, "unix:{}", p.display()),
+            (ListenAddr::Fd(r), _) => write!(f, "{r}"),
         }
     }
 }
@@ -138,13 +189,115 @@ fn split_host_port(s: &str) -> Option<(&str, u16)> {
     Some((host, port))
 }
 
-/// A bound listener.
+/// A bound listener, registered with a Tokio runtime.
 #[derive(Debug)]
 pub enum Bound {
     /// TCP.
     Tcp(TcpListener, SocketAddr),
-    /// Unix socket; the guard removes the file on drop.
+    /// Unix socket; the guard removes the file on drop (unless disarmed, or the socket was
+    /// inherited under an `fd://` spec: then its file belongs to whoever made it).
     Unix(UnixListener, UnixGuard),
+}
+
+/// A bound listener not yet registered with a Tokio runtime: what [`bind_with`] returns, so
+/// that a `--workers` master (which never runs a runtime) can bind and adopt sockets before it
+/// forks. [`StdBound::into_tokio`] turns it into a [`Bound`] inside a runtime.
+#[derive(Debug)]
+pub enum StdBound {
+    /// TCP.
+    Tcp(std::net::TcpListener, SocketAddr),
+    /// Unix socket; the guard as for [`Bound::Unix`].
+    Unix(std::os::unix::net::UnixListener, UnixGuard),
+}
+
+impl StdBound {
+    /// Registers the listener with the current Tokio runtime. Must run inside one.
+    pub fn into_tokio(self) -> Result<Bound, Error> {
+        let fail = |e| Error::with("cannot register a listener with the runtime", e);
+        match self {
+            StdBound::Tcp(l, a) => Ok(Bound::Tcp(TcpListener::from_std(l).map_err(fail)?, a)),
+            StdBound::Unix(l, g) => Ok(Bound::Unix(UnixListener::from_std(l).map_err(fail)?, g)),
+        }
+    }
+
+    /// Where this listener is, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            StdBound::Tcp(_, a) => a.to_string(),
+            StdBound::Unix(_, g) => format!("unix:{}", g.path.display()),
+        }
+    }
+}
+
+impl AsFd for Bound {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Bound::Tcp(l, _) => l.as_fd(),
+            Bound::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
+impl AsFd for StdBound {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StdBound::Tcp(l, _) => l.as_fd(),
+            StdBound::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
+/// What handing a listener to another process needs, on [`Bound`] and [`StdBound`] alike.
+pub trait Handover: AsFd {
+    /// The Unix socket's guard; `None` for TCP.
+    fn guard(&self) -> Option<&UnixGuard>;
+
+    /// The listening socket's descriptor number (valid while `self` lives).
+    fn raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+
+    /// Clears (`true`) or sets (`false`) close-on-exec on the listening socket, so that a
+    /// program this process executes inherits it under the same number (a hot upgrade: list
+    /// the numbers in `PAGI_INHERIT_FDS` for the new master).
+    fn set_inheritable(&self, inheritable: bool) -> Result<(), Error> {
+        socket2::SockRef::from(&self.as_fd())
+            .set_cloexec(!inheritable)
+            .map_err(|e| Error::with("cannot change close-on-exec on a listener", e))
+    }
+
+    /// Keeps the Unix socket file when this listener is dropped (a `--workers` worker: the
+    /// master owns the file; a master whose sockets a new master adopted). No effect on TCP.
+    fn disarm_unlink(&self) {
+        if let Some(g) = self.guard() {
+            g.disarm();
+        }
+    }
+
+    /// The Unix socket file this listener removes on drop, if any.
+    fn socket_file(&self) -> Option<&Path> {
+        self.guard()
+            .filter(|g| g.armed.load(Ordering::Relaxed))
+            .map(|g| g.path.as_path())
+    }
+}
+
+impl Handover for Bound {
+    fn guard(&self) -> Option<&UnixGuard> {
+        match self {
+            Bound::Tcp(..) => None,
+            Bound::Unix(_, g) => Some(g),
+        }
+    }
+}
+
+impl Handover for StdBound {
+    fn guard(&self) -> Option<&UnixGuard> {
+        match self {
+            StdBound::Tcp(..) => None,
+            StdBound::Unix(_, g) => Some(g),
+        }
+    }
 }
 
 impl Bound {
@@ -159,52 +312,6 @@ impl Bound {
     }
 }
 
-/// A bound listener that is not yet registered with a Tokio runtime: what a `--workers` master
-/// binds (it never runs a runtime) and each worker turns into a [`Bound`] after the fork.
-#[derive(Debug)]
-pub enum StdBound {
-    /// TCP.
-    Tcp(std::net::TcpListener, SocketAddr),
-    /// Unix socket; the guard removes the file on drop (unless disarmed).
-    Unix(std::os::unix::net::UnixListener, UnixGuard),
-}
-
-impl StdBound {
-    /// Registers the listener with the current Tokio runtime. Must run inside one.
-    pub fn into_tokio(self) -> Result<Bound, Error> {
-        let fail = |e| Error::with("cannot register a listener with the runtime", e);
-        match self {
-            StdBound::Tcp(l, a) => Ok(Bound::Tcp(TcpListener::from_std(l).map_err(fail)?, a)),
-            StdBound::Unix(l, g) => Ok(Bound::Unix(UnixListener::from_std(l).map_err(fail)?, g)),
-        }
-    }
-
-    /// The listening socket's file descriptor.
-    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        match self {
-            StdBound::Tcp(l, _) => l.as_raw_fd(),
-            StdBound::Unix(l, _) => l.as_raw_fd(),
-        }
-    }
-
-    /// Keeps a Unix socket file in place when this listener is dropped (see
-    /// [`UnixGuard::disarm`]); nothing for TCP.
-    pub fn disarm(&mut self) {
-        if let StdBound::Unix(_, g) = self {
-            g.disarm();
-        }
-    }
-
-    /// Where this listener is, for logs.
-    pub fn describe(&self) -> String {
-        match self {
-            StdBound::Tcp(_, a) => a.to_string(),
-            StdBound::Unix(_, g) => format!("unix:{}", g.path.display()),
-        }
-    }
-}
-
 /// Removes a Unix socket file on drop, if it is still the one we created (and the guard is
 /// armed).
 #[derive(Debug)]
@@ -212,38 +319,45 @@ pub struct UnixGuard {
     path: PathBuf,
     ino: u64,
     dev: u64,
-    armed: bool,
+    armed: AtomicBool,
 }
 
 impl UnixGuard {
-    /// The socket's path.
+    /// The socket's path (for a socket without one, `@name` or a description).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Leaves the file in place on drop: for a `--workers` worker (the master owns the file)
-    /// and for a master handing its sockets to a new master (binary upgrade).
-    pub fn disarm(&mut self) {
-        self.armed = false;
+    /// Keeps the file on drop.
+    pub fn disarm(&self) {
+        self.armed.store(false, Ordering::Relaxed);
     }
 
-    /// A guard for a socket file some other process created and handed over (binary upgrade,
-    /// socket activation): it removes the file on drop like its own.
-    pub fn adopt(path: &Path) -> Result<UnixGuard, Error> {
-        let meta = std::fs::symlink_metadata(path)
-            .map_err(|e| Error::with(format!("cannot inspect {}", path.display()), e))?;
+    /// A guard for the socket file at `path` as it is now; `armed`: remove it on drop.
+    fn for_file(path: &Path, armed: bool) -> Result<Self, std::io::Error> {
+        let meta = std::fs::symlink_metadata(path)?;
         Ok(UnixGuard {
             path: path.to_owned(),
             ino: meta.ino(),
             dev: meta.dev(),
-            armed: true,
+            armed: AtomicBool::new(armed),
         })
+    }
+
+    /// A guard that never removes anything (a socket without a file, or not ours).
+    fn inert(path: PathBuf) -> Self {
+        UnixGuard {
+            path,
+            ino: 0,
+            dev: 0,
+            armed: AtomicBool::new(false),
+        }
     }
 }
 
 impl Drop for UnixGuard {
     fn drop(&mut self) {
-        if !self.armed {
+        if !self.armed.load(Ordering::Relaxed) {
             return;
         }
         if let Ok(m) = std::fs::symlink_metadata(&self.path) {
@@ -254,23 +368,44 @@ impl Drop for UnixGuard {
     }
 }
 
+/// How [`bind_with`] makes new sockets.
+#[derive(Clone, Copy, Debug)]
+pub struct BindOptions {
+    /// Listen backlog.
+    pub backlog: u32,
+    /// Permissions of Unix socket files (`None`: what the umask gives).
+    pub socket_mode: Option<u32>,
+    /// `SO_REUSEPORT` on TCP listeners: several processes may listen on one port, and the
+    /// kernel spreads connections among them.
+    pub reuse_port: bool,
+}
+
 /// Binds a spec. Must run inside a Tokio runtime.
 pub fn bind(
     spec: &ListenSpec,
     backlog: u32,
     socket_mode: Option<u32>,
 ) -> Result<Vec<Bound>, Error> {
-    bind_std(spec, backlog, socket_mode)?
+    let opts = BindOptions {
+        backlog,
+        socket_mode,
+        reuse_port: false,
+    };
+    bind_with(spec, &opts, &mut Inherited::none())?
         .into_iter()
         .map(StdBound::into_tokio)
         .collect()
 }
 
-/// Binds a spec without a runtime (see [`StdBound`]).
-pub fn bind_std(
+/// Binds a spec, or adopts inherited sockets for it: an `fd://` spec takes its socket from
+/// `inherited` (or straight from the process, by number); a TCP spec takes an inherited socket
+/// with the same local address for each address it resolves to, and a Unix spec one bound to
+/// the same path (the file is left as it is: no unlink, no new bind). Everything else is bound
+/// anew. Needs no runtime (see [`StdBound`]).
+pub fn bind_with(
     spec: &ListenSpec,
-    backlog: u32,
-    socket_mode: Option<u32>,
+    opts: &BindOptions,
+    inherited: &mut Inherited,
 ) -> Result<Vec<StdBound>, Error> {
     match &spec.addr {
         ListenAddr::Tcp(hp) => {
@@ -283,24 +418,75 @@ pub fn bind_std(
             }
             let mut out = Vec::new();
             for a in addrs {
-                let l = bind_tcp(a, backlog)?;
+                if let Some(e) = inherited.take_tcp(a) {
+                    tracing::info!(fd = e.fd, "{spec}: adopted the inherited socket on {a}");
+                    out.push(adopt(e, false)?);
+                    continue;
+                }
+                let l = bind_tcp(a, opts.backlog, opts.reuse_port)?;
                 let local = l.local_addr().map_err(|e| Error::with("local_addr", e))?;
                 out.push(StdBound::Tcp(l, local));
             }
             Ok(out)
         }
-        ListenAddr::Unix(p) => Ok(vec![bind_unix(p, backlog, socket_mode)?]),
+        ListenAddr::Unix(p) => {
+            if let Some(e) = inherited.take_unix(p) {
+                tracing::info!(fd = e.fd, "{spec}: adopted the inherited socket");
+                let b = adopt(e, true)?;
+                if let (Some(mode), Some(file)) = (opts.socket_mode, b.socket_file()) {
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))
+                        .map_err(|e| Error::with(format!("cannot chmod {}", p.display()), e))?;
+                }
+                return Ok(vec![b]);
+            }
+            Ok(vec![bind_unix(p, opts.backlog, opts.socket_mode)?])
+        }
+        ListenAddr::Fd(r) => {
+            let e = inherited
+                .take_fd(r)
+                .map_err(|e| Error::new(format!("{spec}: {e}")))?;
+            Ok(vec![adopt(e, false)?])
+        }
     }
 }
 
-/// Binds one TCP address (SO_REUSEADDR, v6-only for v6), non-blocking.
-pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> Result<std::net::TcpListener, Error> {
+/// A listener around an inherited socket. `own_file`: a Unix socket file is removed on drop
+/// (it was adopted for a `unix:` spec, so this server owns it now).
+fn adopt(e: Entry, own_file: bool) -> Result<StdBound, Error> {
+    let fd = e.fd;
+    e.socket
+        .set_nonblocking(true)
+        .map_err(|err| Error::with(format!("inherited fd {fd} ({}): nonblocking", e.addr), err))?;
+    let guard = match &e.addr {
+        InheritedAddr::Tcp(a) => return Ok(StdBound::Tcp(e.socket.into(), *a)),
+        InheritedAddr::Unix(p) => match own_file.then(|| UnixGuard::for_file(p, true)) {
+            Some(Ok(g)) => g,
+            Some(Err(err)) => {
+                tracing::warn!("inherited fd {fd}: {} is gone: {err}", p.display());
+                UnixGuard::inert(p.clone())
+            }
+            None => UnixGuard::inert(p.clone()),
+        },
+        InheritedAddr::UnixOther(s) => UnixGuard::inert(PathBuf::from(s)),
+    };
+    Ok(StdBound::Unix(e.socket.into(), guard))
+}
+
+fn bind_tcp(
+    addr: SocketAddr,
+    backlog: u32,
+    reuse_port: bool,
+) -> Result<std::net::TcpListener, Error> {
     let fail =
         |what: &str, e: std::io::Error| Error::with(format!("cannot listen on {addr} ({what})"), e);
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| fail("socket", e))?;
     sock.set_reuse_address(true)
         .map_err(|e| fail("SO_REUSEADDR", e))?;
+    if reuse_port {
+        sock.set_reuse_port(true)
+            .map_err(|e| fail("SO_REUSEPORT", e))?;
+    }
     if addr.is_ipv6() {
         // v4 and v6 listeners on one port coexist.
         sock.set_only_v6(true).map_err(|e| fail("IPV6_V6ONLY", e))?;
@@ -313,8 +499,7 @@ pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> Result<std::net::TcpListener,
     Ok(sock.into())
 }
 
-/// Binds a Unix socket (a stale socket file is removed first), non-blocking.
-pub fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<StdBound, Error> {
+fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<StdBound, Error> {
     let show = path.display();
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
@@ -343,13 +528,7 @@ pub fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<StdBoun
         .map_err(|e| fail("nonblocking", e))?;
     let addr = socket2::SockAddr::unix(path).map_err(|e| fail("address", e))?;
     sock.bind(&addr).map_err(|e| fail("bind", e))?;
-    let meta = std::fs::symlink_metadata(path).map_err(|e| fail("stat", e))?;
-    let guard = UnixGuard {
-        path: path.to_owned(),
-        ino: meta.ino(),
-        dev: meta.dev(),
-        armed: true,
-    };
+    let guard = UnixGuard::for_file(path, true).map_err(|e| fail("stat", e))?;
     if let Some(mode) = mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| fail("chmod", e))?;
@@ -361,14 +540,18 @@ pub fn bind_unix(path: &Path, backlog: u32, mode: Option<u32>) -> Result<StdBoun
 
 /// Parses an octal mode like `0660` or `660`.
 pub fn parse_mode(s: &str) -> Result<u32, Error> {
+    parse_octal(s)
+        .ok_or_else(|| Error::new(format!("socket mode {s:?} is not an octal mode like 0660")))
+}
+
+/// Up to four octal digits, optionally after `0o` (modes, umasks).
+pub(crate) fn parse_octal(s: &str) -> Option<u32> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
     {
-        return Err(Error::new(format!(
-            "socket mode {s:?} is not an octal mode like 0660"
-        )));
+        return None;
     }
-    u32::from_str_radix(digits, 8).map_err(|e| Error::with("socket mode", e))
+    u32::from_str_radix(digits, 8).ok()
 }
 
 #[cfg(test)]
@@ -415,10 +598,53 @@ mod tests {
         assert!(p("[nope]:80").is_err());
         assert!(p("127.0.0.1:99999").is_err());
         assert!(p("tcp://nohost").is_err());
+        let fd = |r| ListenSpec {
+            addr: ListenAddr::Fd(r),
+            tls: None,
+        };
+        assert_eq!(p("fd://3").unwrap(), fd(FdRef::Num(3)));
+        assert_eq!(p("fd://web").unwrap(), fd(FdRef::Name("web".into())));
+        assert_eq!(p("fd://12").unwrap().to_string(), "fd://12");
+        assert!(p("fd://2").is_err());
+        assert!(p("fd://").is_err());
+        assert!(p("fd://a:b").is_err());
+        assert!(p("fd://99999999999").is_err());
         assert_eq!(
             p("https://127.0.0.1:8443").unwrap().to_string(),
             "https://127.0.0.1:8443"
         );
+    }
+
+    /// What a master needs to hand its listeners to a new one: the numbers, close-on-exec
+    /// cleared, and Unix socket files kept when the old listeners go.
+    #[tokio::test]
+    async fn handover_api() {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        let cloexec = |b: &Bound| {
+            let flags = fcntl(b, FcntlArg::F_GETFD).unwrap();
+            FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sock");
+        let mut all = bind(&ListenSpec::tcp("127.0.0.1:0"), 16, None).unwrap();
+        all.extend(bind(&ListenSpec::unix(&path), 16, None).unwrap());
+        for b in &all {
+            assert!(b.raw_fd() > 2);
+            assert!(cloexec(b), "close-on-exec by default");
+            b.set_inheritable(true).unwrap();
+            assert!(!cloexec(b));
+            b.set_inheritable(false).unwrap();
+            assert!(cloexec(b));
+        }
+        assert_eq!(all[1].socket_file(), Some(path.as_path()));
+        all[1].disarm_unlink();
+        assert_eq!(all[1].socket_file(), None);
+        drop(all);
+        assert!(path.exists(), "a disarmed guard keeps the file");
+        // An armed one removes it.
+        std::fs::remove_file(&path).unwrap();
+        drop(bind(&ListenSpec::unix(&path), 16, None).unwrap());
+        assert!(!path.exists());
     }
 
     #[test]

@@ -17,7 +17,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, LifespanMode, ProxyProtocol};
 use crate::error::{Error, Reject};
 use crate::io::{Io, Prefixed};
-use crate::listener::{bind_std, Bound, ListenAddr, ListenSpec, StdBound};
+use crate::listener::inherit::Inherited;
+use crate::listener::{bind_with, BindOptions, Bound, Handover, ListenAddr, ListenSpec, StdBound};
 use crate::proto::h1;
 use crate::proxy_protocol::{self as pp, Detect};
 use crate::tls::Tls;
@@ -68,6 +69,7 @@ pub struct Builder<A> {
     app: A,
     config: Config,
     listen: Vec<(ListenSpec, Option<Vec<StdBound>>)>,
+    inherited: Inherited,
 }
 
 impl<A: App> Builder<A> {
@@ -90,6 +92,14 @@ impl<A: App> Builder<A> {
         self
     }
 
+    /// Sockets inherited from systemd or an old master (see [`Inherited::from_env`]): `fd://`
+    /// specs take theirs from here, and TCP/Unix specs adopt one with the same address instead
+    /// of binding anew. [`Builder::bind`] closes the ones no spec used, with a warning.
+    pub fn inherit(mut self, inherited: Inherited) -> Self {
+        self.inherited = inherited;
+        self
+    }
+
     /// Replaces all settings.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -104,7 +114,7 @@ impl<A: App> Builder<A> {
 
     /// Binds every listener. Fails on the first that cannot be bound (nothing stays bound).
     /// Must be called inside a Tokio runtime.
-    pub async fn bind(self) -> Result<Server<A>, Error> {
+    pub async fn bind(mut self) -> Result<Server<A>, Error> {
         if self.listen.is_empty() {
             return Err(Error::new("no listener given"));
         }
@@ -131,30 +141,50 @@ impl<A: App> Builder<A> {
             }
             let sockets = match sockets {
                 Some(s) => s,
-                None => bind_std(&spec, self.config.backlog, self.config.socket_mode)?,
+                None => {
+                    let opts = BindOptions {
+                        backlog: self.config.backlog,
+                        socket_mode: self.config.socket_mode,
+                        reuse_port: self.config.reuse_port,
+                    };
+                    bind_with(&spec, &opts, &mut self.inherited)?
+                }
             };
             for b in sockets {
                 bound.push((b.into_tokio()?, if use_tls { tls.clone() } else { None }));
             }
         }
+        std::mem::take(&mut self.inherited).close_unused();
         Ok(Server {
             app: Arc::new(self.app),
             config: self.config,
             bound,
             tls,
             ctl: Control::default(),
+            on_ready: None,
         })
     }
 }
 
 /// A bound server; [`Server::run`] serves until shut down.
-#[derive(Debug)]
 pub struct Server<A> {
     app: Arc<A>,
     config: Config,
     bound: Vec<(Bound, Option<Arc<Tls>>)>,
     tls: Option<Arc<Tls>>,
     ctl: Control,
+    on_ready: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for Server<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("app", &self.app)
+            .field("config", &self.config)
+            .field("bound", &self.bound)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a [`Handle`] controls a server with.
@@ -166,8 +196,6 @@ struct Control {
     retire: Arc<std::sync::atomic::AtomicBool>,
     /// Cuts the connections still open (a fast stop, or the end of the drain).
     abort: CancellationToken,
-    /// Cancelled once lifespan startup is done and every listener accepts.
-    started: CancellationToken,
 }
 
 /// Controls a running server from elsewhere.
@@ -199,12 +227,6 @@ impl Handle {
     pub fn shutdown_now(&self) {
         self.ctl.abort.cancel();
         self.ctl.stop.cancel();
-    }
-
-    /// Resolves once the server serves: lifespan startup is complete and every listener
-    /// accepts. Never resolves if startup fails.
-    pub async fn started(&self) {
-        self.ctl.started.cancelled().await;
     }
 
     /// Whether the server has a TLS certificate (some listener may use it).
@@ -239,7 +261,29 @@ impl<A: App> Server<A> {
             app,
             config: Config::default(),
             listen: Vec::new(),
+            inherited: Inherited::none(),
         }
+    }
+
+    /// The bound listeners, in listen order (for handing them to another process: see
+    /// [`Handover::raw_fd`], [`Handover::set_inheritable`] and [`Handover::disarm_unlink`]).
+    pub fn listeners(&self) -> impl Iterator<Item = &Bound> {
+        self.bound.iter().map(|(b, _)| b)
+    }
+
+    /// The Unix socket files this server made (or adopted for a `unix:` spec) and removes when
+    /// it stops; sockets taken by `fd://` are not listed.
+    pub fn socket_files(&self) -> Vec<PathBuf> {
+        self.listeners()
+            .filter_map(|b| b.socket_file().map(PathBuf::from))
+            .collect()
+    }
+
+    /// Runs `f` once the server is ready: lifespan startup has finished and every listener
+    /// accepts. (The `--daemonize` parent waits for this.)
+    pub fn on_ready(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_ready = Some(Box::new(f));
+        self
     }
 
     /// The bound addresses, in listen order.
@@ -277,6 +321,7 @@ impl<A: App> Server<A> {
             bound,
             tls,
             ctl,
+            on_ready,
         } = self;
         let stop = ctl.stop.clone();
         let state = State::shared();
@@ -309,6 +354,9 @@ impl<A: App> Server<A> {
                 stop.clone(),
             )));
         }
+        if let Some(f) = on_ready {
+            f();
+        }
         let watcher = tls.as_ref().and_then(|t| {
             let interval = t.watch_interval?;
             let t = t.clone();
@@ -319,7 +367,6 @@ impl<A: App> Server<A> {
                 }
             }))
         });
-        ctl.started.cancel();
         tokio::select! {
             _ = signal => {}
             _ = stop.cancelled() => {}

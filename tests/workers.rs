@@ -737,3 +737,253 @@ fn recycling_flags_need_workers() {
         assert!(err.contains("need --workers 2 or more"), "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Process setup with --workers: pid file, --user, --daemonize, socket activation
+// ---------------------------------------------------------------------------------------------
+
+/// The pid file names the master (written before the first fork), outlives workers that
+/// retire (HUP), names the new master after a USR2 upgrade (the old master, exiting, leaves
+/// it), and is removed when the new master stops.
+#[test]
+fn pid_file_names_the_master_survives_hup_and_usr2_and_goes_on_term() {
+    let mut m = Master::start(2, &["--pid-file", "{dir}/m.pid"]);
+    let pid_file = m.path("m.pid");
+    let read = || fs::read_to_string(&pid_file).unwrap_or_default();
+    assert_eq!(read(), format!("{}\n", m.pid()));
+    let first = m.workers();
+    m.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(10), || m
+            .log()
+            .contains("rolling restart complete")),
+        "{}",
+        m.log()
+    );
+    assert!(first.iter().all(|&w| !alive(w)), "{}", m.log());
+    assert_eq!(read(), format!("{}\n", m.pid()), "retired workers left it");
+
+    m.signal("USR2");
+    let st = m.wait_exit(Duration::from_secs(15));
+    assert_eq!(st.code(), Some(0), "log:\n{}", m.log());
+    let new_master: u32 = read().trim().parse().expect("the new master's pid");
+    let _guard = KillOnDrop(new_master);
+    assert_ne!(new_master, m.pid());
+    assert!(alive(new_master));
+    assert_eq!(children(new_master).len(), 2, "{}", m.log());
+    assert!(m.log().contains(&format!("new master pid {new_master}")));
+    assert_eq!(get(m.addr(), "/").unwrap().0, 200);
+    kill(new_master, "TERM");
+    assert!(eventually(Duration::from_secs(10), || !alive(new_master)));
+    assert!(
+        !pid_file.exists(),
+        "the new master removes it when it stops"
+    );
+}
+
+/// As root, --user nobody: the master stays root (it rewrites a root-owned pid file and hands
+/// its sockets to a new master), every worker runs as nobody, workers respawned by HUP too,
+/// and the Unix socket file belongs to nobody.
+#[test]
+fn user_applies_to_every_worker_and_the_master_stays_root() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let id = |flag: &str| -> String {
+        let o = Command::new("id").args([flag, "nobody"]).output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    let m = Master::start(2, &["--user", "nobody", "--listen", "{dir}/u.sock"]);
+    let ids = |pid: u32, field: &str| {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(m.pid(), "Uid:"), ["0"; 4]);
+    let check_workers = |workers: &[u32]| {
+        assert_eq!(workers.len(), 2);
+        for &w in workers {
+            assert_eq!(ids(w, "Uid:"), [uid.as_str(); 4], "worker {w}");
+            assert_eq!(ids(w, "Gid:"), [gid.as_str(); 4], "worker {w}");
+        }
+    };
+    let first = m.workers();
+    check_workers(&first);
+    let sock = m.path("u.sock");
+    let meta = fs::metadata(&sock).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid().to_string(), meta.gid().to_string()),
+        (uid.clone(), gid.clone())
+    );
+    m.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let now = m.workers();
+            now.len() == 2
+                && now.iter().all(|w| !first.contains(w))
+                && m.log().contains("rolling restart complete")
+        }),
+        "{}",
+        m.log()
+    );
+    check_workers(&m.workers());
+    assert_eq!(get(m.addr(), "/").unwrap().0, 200);
+}
+
+/// --daemonize with --workers: the command returns 0 only once every worker is ready; the
+/// daemon (the master, in its own session) and its workers have stdin/stdout on /dev/null;
+/// TERM stops everything and removes the pid file.
+#[test]
+fn daemonize_returns_once_all_workers_are_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("d.pid");
+    let log = dir.path().join("stderr.log");
+    let port = free_port();
+    let st = Command::new(BIN)
+        .args(["--workers", "2", "--daemonize", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .env_remove("RUST_LOG")
+        .env_remove("WEB_CONCURRENCY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{st}\n{text}");
+    let master: u32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _guard = KillOnDrop(master);
+    // Ready means every worker is: both said so before the command returned.
+    assert_eq!(text.matches(") ready").count(), 2, "{text}");
+    assert!(text.contains("the daemon is running"), "{text}");
+    let workers = children(master);
+    assert_eq!(workers.len(), 2);
+    assert_eq!(
+        stat(master).unwrap()[3],
+        master.to_string(),
+        "session leader"
+    );
+    for pid in [master].iter().chain(&workers) {
+        for fd in [0, 1] {
+            let to = fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+            assert_eq!(to, Path::new("/dev/null"), "pid {pid} fd {fd}");
+        }
+    }
+    assert_eq!(
+        get(SocketAddr::from(([127, 0, 0, 1], port)), "/")
+            .unwrap()
+            .0,
+        200
+    );
+    kill(master, "TERM");
+    assert!(eventually(Duration::from_secs(10), || !alive(master)));
+    assert!(workers.iter().all(|&w| !alive(w)));
+    assert!(!pid_file.exists());
+}
+
+/// systemd socket activation with --workers: the master adopts the passed TCP and Unix
+/// sockets (no --listen: all of them), the workers serve both, and systemd's socket file
+/// stays when the master stops.
+#[test]
+fn systemd_socket_activation_with_workers() {
+    let have = Command::new("sh")
+        .args(["-c", "command -v systemd-socket-activate"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-socket-activate is missing"
+        );
+        eprintln!("SKIP: systemd-socket-activate is not installed (apt-get install systemd)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("act.sock");
+    let log = dir.path().join("stderr.log");
+    let port = free_port();
+    let mut child = Command::new("systemd-socket-activate")
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--listen={}", sock.display()))
+        .args([BIN, "--workers", "2"])
+        .env_remove("RUST_LOG")
+        .env_remove("WEB_CONCURRENCY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let master = child.id();
+    let _guard = KillOnDrop(master);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || text().contains("as 4.")),
+        "{}",
+        text()
+    );
+    // The first connection makes systemd-socket-activate exec the server (same pid).
+    assert_eq!(get(addr, "/").unwrap().0, 200, "{}", text());
+    assert!(
+        eventually(Duration::from_secs(10), || children(master).len() == 2
+            && text().matches(") ready").count() == 2),
+        "{}",
+        text()
+    );
+    assert!(
+        text().contains(&format!("master: listening on 127.0.0.1:{port}")),
+        "{}",
+        text()
+    );
+    assert!(
+        text().contains(&format!("master: listening on unix:{}", sock.display())),
+        "{}",
+        text()
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let ino = fs::metadata(&sock).unwrap().ino();
+    kill(master, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no exit after TERM\n{}", text());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(st.success(), "{st}\n{}", text());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(&sock).unwrap().ino(),
+        ino,
+        "systemd's file stays"
+    );
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}

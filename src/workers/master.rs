@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::inherit::{bind_or_adopt, Inherited};
 use super::sys::{fork, Forked};
 use super::{Options, EXIT_STARTUP_FAILED};
-use crate::cli::Cli;
+use crate::cli::{Cli, Setup};
 use crate::error::Error;
-use crate::listener::{ListenSpec, StdBound};
+use crate::listener::{bind_with, BindOptions, Handover, ListenSpec, StdBound};
+use crate::process::{self, Credentials, PidFile};
 
 mod messages;
 mod upgrade;
@@ -43,9 +43,9 @@ const MEMORY_CHECK: Duration = Duration::from_secs(1);
 const FAST_STOP: Duration = Duration::from_secs(3);
 
 /// Runs the master until it stops; `Err` when no worker could start.
-pub(crate) fn run<A: App>(cli: Cli, app: A) -> Result<(), Error> {
+pub(crate) fn run<A: App>(cli: Cli, app: A, setup: Setup) -> Result<(), Error> {
     let opts = cli.worker_options();
-    let mut master = Master::new(cli, app, opts)?;
+    let mut master = Master::new(cli, app, opts, setup)?;
     master.main_loop()
 }
 
@@ -130,6 +130,14 @@ struct Master<A> {
     tell_ready: Option<OwnedFd>,
     /// The sockets went to a new master: keep the Unix socket files.
     handed_over: bool,
+    /// `--user`/`--group`: each worker drops to them after the fork (the master keeps its
+    /// privileges, as nginx's does: it can rewrite a root-owned pid file and hand its sockets
+    /// to a new master).
+    creds: Option<Credentials>,
+    /// `--daemonize`: we are the background process and have not told the foreground yet.
+    daemon_pending: bool,
+    /// This master's `--pid-file` (removed at the end if it still names us).
+    pid_file: Option<PidFile>,
 }
 
 impl<A> std::fmt::Debug for Master<A> {
@@ -165,7 +173,7 @@ fn sys_err(what: &str, e: Errno) -> Error {
 }
 
 impl<A: App> Master<A> {
-    fn new(cli: Cli, app: A, opts: Options) -> Result<Self, Error> {
+    fn new(cli: Cli, app: A, opts: Options, setup: Setup) -> Result<Self, Error> {
         // Blocked before anything else, so that none of these is lost or acts by default.
         let mask = master_signals();
         mask.thread_block()
@@ -173,17 +181,33 @@ impl<A: App> Master<A> {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| sys_err("cannot create a signalfd", e))?;
         let tell_ready = take_ready_fd()?;
-        let mut inherited = Inherited::from_env()?;
+        let Setup {
+            creds,
+            mut inherited,
+            listeners: specs,
+            daemon,
+        } = setup;
         let config = cli.config()?;
+        let opts_bind = BindOptions {
+            backlog: config.backlog,
+            socket_mode: config.socket_mode,
+            reuse_port: config.reuse_port,
+        };
         let mut listeners = Vec::new();
-        for spec in cli.listeners()? {
-            let sockets = bind_or_adopt(&spec, config.backlog, config.socket_mode, &mut inherited)?;
+        for spec in specs {
+            let sockets = bind_with(&spec, &opts_bind, &mut inherited)?;
             for s in &sockets {
                 tracing::info!("master: listening on {}", s.describe());
+                if let (Some(c), Some(f)) = (&creds, s.socket_file()) {
+                    c.chown(f)?;
+                }
             }
             listeners.push((spec, sockets));
         }
-        inherited.close_rest();
+        inherited.close_unused();
+        // Written before the first fork; a new master (binary upgrade) takes the file over
+        // from us, its parent, and then we leave it alone.
+        let pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
         tracing::info!(
             "master pid {}: starting {} workers",
             std::process::id(),
@@ -206,6 +230,9 @@ impl<A: App> Master<A> {
             exe: std::env::current_exe().ok(),
             tell_ready,
             handed_over: false,
+            creds,
+            daemon_pending: daemon,
+            pid_file,
         })
     }
 
@@ -370,10 +397,10 @@ impl<A: App> Master<A> {
         }
         // The master's copies of the listeners close now: once the workers stop accepting,
         // new connections are refused, and Unix socket files go (unless handed over).
-        let mut listeners = std::mem::take(&mut self.listeners);
+        let listeners = std::mem::take(&mut self.listeners);
         if self.handed_over {
-            for (_, sockets) in &mut listeners {
-                sockets.iter_mut().for_each(StdBound::disarm);
+            for (_, sockets) in &listeners {
+                sockets.iter().for_each(Handover::disarm_unlink);
             }
         }
         drop(listeners);
@@ -668,9 +695,10 @@ impl<A: App> Master<A> {
         }
     }
 
-    /// A new master (binary upgrade) tells the old one once every slot has a ready worker.
+    /// Once every slot has a ready worker: a new master (binary upgrade) tells the old one,
+    /// and a `--daemonize` master tells the foreground process (which then exits 0).
     fn maybe_tell_ready(&mut self) {
-        if self.tell_ready.is_none() {
+        if self.tell_ready.is_none() && !self.daemon_pending {
             return;
         }
         let all = (1..=self.target).all(|slot| {
@@ -682,6 +710,10 @@ impl<A: App> Master<A> {
             if let Some(fd) = self.tell_ready.take() {
                 let _ = nix::unistd::write(&fd, b"R");
                 tracing::info!("all workers ready; told the old master to retire its workers");
+            }
+            if std::mem::take(&mut self.daemon_pending) {
+                tracing::info!("all workers ready; the daemon is running");
+                process::daemon_ready();
             }
         }
     }
@@ -751,15 +783,26 @@ impl<A: App> Master<A> {
         self.workers.clear(); // closes the other workers' pipes
         self.upgrade = None;
         self.tell_ready = None;
-        let mut listeners = std::mem::take(&mut self.listeners);
-        for (_, sockets) in &mut listeners {
+        self.pid_file = None; // the master's (dropping it here removes nothing)
+        let listeners = std::mem::take(&mut self.listeners);
+        for (_, sockets) in &listeners {
             // The master owns the socket files.
-            sockets.iter_mut().for_each(StdBound::disarm);
+            sockets.iter().for_each(Handover::disarm_unlink);
+        }
+        if self.daemon_pending {
+            // The foreground process waits for the master's word only.
+            process::detach_stdio();
         }
         let Some(app) = self.app.take() else {
             return 1;
         };
-        super::worker::run(&self.cli, app, listeners, slot, pipe, &self.opts)
+        let setup = super::worker::Setup {
+            slot,
+            pipe,
+            creds: self.creds.take(),
+            master: self.pid,
+        };
+        super::worker::run(&self.cli, app, listeners, setup, &self.opts)
     }
 
     /// `Some` when the master is done: every worker gone after a stop, or none able to start.

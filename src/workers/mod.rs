@@ -18,7 +18,6 @@
 //! leaving the Unix socket files in place. If the new master exits first or is not ready in
 //! time, the old master goes on serving.
 
-mod inherit;
 mod master;
 mod sys;
 mod worker;

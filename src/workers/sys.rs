@@ -1,10 +1,9 @@
-//! The two operations of the worker model that Rust cannot check: `fork()` and taking
-//! ownership of a file descriptor inherited by number. Everything else goes through safe `nix`
-//! and `std` APIs.
+//! The one operation of the worker model that Rust cannot check: `fork()`. (Taking ownership
+//! of inherited descriptor numbers is in `listener/fd.rs`.) Everything else goes through safe
+//! `nix` and `std` APIs.
 #![allow(unsafe_code)]
 
 use nix::unistd::Pid;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::error::Error;
 
@@ -44,25 +43,4 @@ pub(super) fn fork() -> Result<Forked, Error> {
         Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
         Err(e) => Err(Error::with("cannot fork a worker", std::io::Error::from(e))),
     }
-}
-
-/// Takes ownership of descriptor `raw`, which the process that started us left open for us and
-/// named (in `PAGI_INHERIT_FDS`). Fails if it is not an open descriptor.
-pub(super) fn inherited_fd(raw: RawFd) -> Result<OwnedFd, Error> {
-    if raw < 3 {
-        return Err(Error::new(format!(
-            "inherited descriptor {raw} is stdin, stdout or stderr"
-        )));
-    }
-    // Checked through /proc, so that no owner is made for a number that is not open.
-    let open = std::fs::metadata(format!("/proc/self/fd/{raw}")).is_ok();
-    if !open {
-        return Err(Error::new(format!(
-            "inherited descriptor {raw} is not open"
-        )));
-    }
-    // SAFETY: `raw` is open (checked above), and nothing else in this process owns it: it was
-    // inherited across exec, is named once in PAGI_INHERIT_FDS (the caller drops duplicates),
-    // and this runs at master startup before any other descriptor is adopted or closed.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }

@@ -12,6 +12,20 @@ use super::{msg, Options, EXIT_STARTUP_FAILED};
 use crate::cli::Cli;
 use crate::error::Error;
 use crate::listener::{ListenSpec, StdBound};
+use crate::process::Credentials;
+
+/// What the master gives a worker besides the listeners.
+#[derive(Debug)]
+pub(super) struct Setup {
+    /// Its slot number (1-based).
+    pub(super) slot: u32,
+    /// The write end of its pipe to the master.
+    pub(super) pipe: OwnedFd,
+    /// `--user`/`--group`: dropped to once the listeners are registered and TLS files read.
+    pub(super) creds: Option<Credentials>,
+    /// The master's pid.
+    pub(super) master: nix::unistd::Pid,
+}
 
 /// The write end of the pipe to the master. Writes never block (the pipe is non-blocking);
 /// a full pipe (a stuck master) just loses the message.
@@ -55,10 +69,15 @@ pub(super) fn run<A: App>(
     cli: &Cli,
     app: A,
     listeners: Vec<(ListenSpec, Vec<StdBound>)>,
-    slot: u32,
-    pipe: OwnedFd,
+    setup: Setup,
     opts: &Options,
 ) -> i32 {
+    let Setup {
+        slot,
+        pipe,
+        creds,
+        master,
+    } = setup;
     let pipe = Arc::new(ToMaster(pipe));
     let rt = match crate::cli::runtime(cli.threads) {
         Ok(rt) => rt,
@@ -71,7 +90,7 @@ pub(super) fn run<A: App>(
     // The server's own log lines (listening, lifespan, drain) say which worker they come from.
     let span = tracing::info_span!("worker", n = slot);
     let code = rt.block_on(tracing::Instrument::instrument(
-        serve(cli, app, listeners, slot, pipe, opts),
+        serve(cli, app, listeners, (slot, creds, master), pipe, opts),
         span,
     ));
     // Tasks still running (a stuck lifespan task, say) must not hold the exit up.
@@ -83,7 +102,7 @@ async fn serve<A: App>(
     cli: &Cli,
     app: A,
     listeners: Vec<(ListenSpec, Vec<StdBound>)>,
-    slot: u32,
+    (slot, creds, master): (u32, Option<Credentials>, nix::unistd::Pid),
     pipe: Arc<ToMaster>,
     opts: &Options,
 ) -> i32 {
@@ -138,13 +157,14 @@ async fn serve<A: App>(
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let handle = server.handle();
-    let h = handle.clone();
+    if let Some(c) = &creds {
+        if let Err(e) = drop_privileges(c, master) {
+            return fail(e);
+        }
+    }
     let p = pipe.clone();
-    tokio::spawn(async move {
-        h.started().await;
-        p.send(&[msg::READY]);
-    });
+    let server = server.on_ready(move || p.send(&[msg::READY]));
+    let handle = server.handle();
     let h = handle.clone();
     tokio::spawn(async move {
         loop {
@@ -173,6 +193,19 @@ async fn serve<A: App>(
         Ok(()) => 0,
         Err(e) => fail(e),
     }
+}
+
+/// `--user`/`--group` in a worker (every worker, respawned ones too, as the master keeps its
+/// privileges). Changing credentials clears the parent-death signal, so it is asked for again.
+fn drop_privileges(c: &Credentials, master: nix::unistd::Pid) -> Result<(), Error> {
+    c.apply()?;
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM) {
+        tracing::warn!("cannot ask for a signal on the master's death: {e}");
+    }
+    if nix::unistd::getppid() != master {
+        return Err(Error::new("the master is gone"));
+    }
+    Ok(())
 }
 
 /// This worker's request budget: `--max-requests` plus a random share of the jitter.

@@ -1,17 +1,16 @@
 //! Binary upgrade (SIGUSR2): the old master's side (run the new one with the listening
 //! sockets and wait for its "ready") and the new master's side (`PAGI_UPGRADE_READY_FD`).
 
-use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::unistd::Pid;
 use pagi::App;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use super::{sys_err, Master};
 use crate::error::Error;
-use crate::listener::StdBound;
-use crate::workers::inherit::INHERIT_FDS;
+use crate::listener::inherit::INHERIT_ENV;
+use crate::listener::{fd, Handover, StdBound};
 use crate::workers::UPGRADE_READY_FD;
 
 /// A new master on its way (we are the old one).
@@ -50,27 +49,26 @@ impl<A: App> Master<A> {
             .ok_or_else(|| Error::new("the path of this executable is unknown"))?;
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|e| sys_err("pipe", e))?;
-        let fds: Vec<BorrowedFd<'_>> = self
-            .listeners
-            .iter()
-            .flat_map(|(_, s)| s.iter())
-            .map(|s| match s {
-                StdBound::Tcp(l, _) => l.as_fd(),
-                StdBound::Unix(l, _) => l.as_fd(),
-            })
-            .collect();
-        let list: Vec<String> = fds.iter().map(|f| f.as_raw_fd().to_string()).collect();
+        let socks: Vec<&StdBound> = self.listeners.iter().flat_map(|(_, s)| s).collect();
+        let list: Vec<String> = socks.iter().map(|s| s.raw_fd().to_string()).collect();
         // Inheritable only while the new master is spawned (the master runs no other thread).
-        for fd in fds.iter().chain([&write.as_fd()]) {
-            set_inheritable(*fd, true).map_err(|e| sys_err("fcntl", e))?;
+        // The write end of the pipe stays ours (close-on-exec) until then too.
+        for s in &socks {
+            s.set_inheritable(true)?;
         }
-        let child = std::process::Command::new(&exe)
-            .args(std::env::args_os().skip(1))
-            .env(INHERIT_FDS, list.join(","))
-            .env(UPGRADE_READY_FD, write.as_raw_fd().to_string())
-            .spawn();
-        for fd in &fds {
-            let _ = set_inheritable(*fd, false);
+        fcntl(&write, FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| sys_err("fcntl", e))?;
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(std::env::args_os().skip(1))
+            .env(INHERIT_ENV, list.join(","))
+            .env(UPGRADE_READY_FD, write.as_raw_fd().to_string());
+        if self.cli.daemonize {
+            // Already in the background: the new master must not daemonize again (its
+            // foreground half would exit at once and look like a failed upgrade).
+            cmd.env(crate::process::DAEMON_ENV, "1");
+        }
+        let child = cmd.spawn();
+        for s in &socks {
+            let _ = s.set_inheritable(false);
         }
         drop(write);
         let child = child.map_err(|e| Error::with(format!("cannot run {}", exe.display()), e))?;
@@ -104,15 +102,6 @@ impl<A: App> Master<A> {
     }
 }
 
-fn set_inheritable(fd: BorrowedFd<'_>, inherit: bool) -> Result<(), Errno> {
-    let flags = if inherit {
-        FdFlag::empty()
-    } else {
-        FdFlag::FD_CLOEXEC
-    };
-    fcntl(fd, FcntlArg::F_SETFD(flags)).map(drop)
-}
-
 /// `PAGI_UPGRADE_READY_FD`, when an old master started us; removed from the environment.
 pub(super) fn take_ready_fd() -> Result<Option<OwnedFd>, Error> {
     let Some(v) = std::env::var_os(UPGRADE_READY_FD) else {
@@ -124,7 +113,7 @@ pub(super) fn take_ready_fd() -> Result<Option<OwnedFd>, Error> {
         .to_string_lossy()
         .parse()
         .map_err(|_| Error::new(format!("{UPGRADE_READY_FD} is not a descriptor number")))?;
-    let fd = crate::workers::sys::inherited_fd(raw)?;
-    let _ = set_inheritable(fd.as_fd(), false);
-    Ok(Some(fd))
+    fd::claim_pipe(raw)
+        .map(Some)
+        .map_err(|e| Error::new(format!("{UPGRADE_READY_FD}: {e}")))
 }
