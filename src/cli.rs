@@ -478,7 +478,7 @@ fn init_logging(level: &str) {
     // rustls warns about every alert a client provokes (a refused renegotiation, say): that is
     // the client's business, so it is kept out of the log unless asked for with RUST_LOG.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rustls=error")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rustls=error,h2=info")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

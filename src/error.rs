@@ -4,6 +4,11 @@
 //! status code and [`Reject::response`] to the bytes written before the connection is closed.
 //! A reject is only written while no response has started on the connection; afterwards the
 //! connection is just closed.
+//!
+//! On HTTP/2 the same rejects apply per stream: [`Reject::status`] and [`Reject::body`] make the
+//! stream's response while none has started, and [`Reject::h2_reason`] is the RST_STREAM code
+//! once one has (faults of the framing itself are the `h2` crate's, which resets the stream
+//! or the connection as RFC 9113 says).
 
 use std::fmt;
 
@@ -52,6 +57,21 @@ impl Reject {
             Reject::Unavailable => 503,
             Reject::WebsocketVersion => 426,
             Reject::AppError => 500,
+        }
+    }
+
+    /// The short `text/plain` body of the refusal: the reason phrase and a newline.
+    pub fn body(self) -> String {
+        format!("{}\n", crate::proto::h1::encode::reason(self.status()))
+    }
+
+    /// The HTTP/2 RST_STREAM code that ends a stream refused after its response started.
+    pub fn h2_reason(self) -> h2::Reason {
+        match self {
+            Reject::BadRequest(_) => h2::Reason::PROTOCOL_ERROR,
+            Reject::BodyTooLarge | Reject::Timeout => h2::Reason::CANCEL,
+            Reject::Unavailable => h2::Reason::REFUSED_STREAM,
+            _ => h2::Reason::INTERNAL_ERROR,
         }
     }
 
@@ -154,6 +174,9 @@ mod tests {
         assert_eq!(Reject::NotImplemented.status(), 501);
         assert_eq!(Reject::Unavailable.status(), 503);
         assert_eq!(Reject::WebsocketVersion.status(), 426);
+        assert_eq!(Reject::BodyTooLarge.body(), "Content Too Large\n");
+        assert_eq!(Reject::AppError.h2_reason(), h2::Reason::INTERNAL_ERROR);
+        assert_eq!(Reject::BodyTooLarge.h2_reason(), h2::Reason::CANCEL);
     }
 
     #[test]
