@@ -863,3 +863,77 @@ with httpx.Client(http1=False, http2=True) as c:
     assert!(ok, "{err}");
     assert_eq!(out, "HTTP/2 200 from-httpx\nHTTP/2 200 part1,part2\n");
 }
+
+// ===== PROXY protocol, timeouts, PING =====
+
+#[tokio::test]
+async fn prior_knowledge_after_a_proxy_header() {
+    let srv = serve(app, |c| {
+        base(c);
+        c.proxy_protocol = pagi_server::ProxyProtocol::V1;
+    });
+    let mut io = TcpStream::connect(srv.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut io, b"PROXY TCP4 192.0.2.7 198.51.100.1 4242 80\r\n")
+        .await
+        .unwrap();
+    let (mut c, _conn) = client(io).await;
+    let (status, _, body, _) = fetch(&mut c, req("GET", "/scope"), b"").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["http_version"], "2");
+    assert_eq!(v["client"], serde_json::json!(["192.0.2.7", 4242]));
+}
+
+/// Reads frames until one of type `kind` arrives (true) or the connection ends (false).
+fn wait_frame(s: &mut std::net::TcpStream, kind: u8) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    loop {
+        let mut h = [0u8; 9];
+        if s.read_exact(&mut h).is_err() {
+            return false;
+        }
+        let len = (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2]);
+        let mut payload = vec![0u8; len];
+        if s.read_exact(&mut payload).is_err() {
+            return false;
+        }
+        if h[3] == kind {
+            return true;
+        }
+    }
+}
+
+#[test]
+fn idle_connection_gets_goaway() {
+    let srv = serve(app, |c| {
+        base(c);
+        c.timeout_header_read = Duration::from_millis(300);
+    });
+    let mut s = srv.connect();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(SETTINGS).unwrap();
+    let start = std::time::Instant::now();
+    assert!(wait_frame(&mut s, 7), "GOAWAY");
+    assert!(start.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn unanswered_keepalive_ping_closes() {
+    let srv = serve(app, |c| {
+        base(c);
+        c.http2.keep_alive_interval = Duration::from_millis(200);
+        c.http2.keep_alive_timeout = Duration::from_millis(300);
+    });
+    let mut s = srv.connect();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(SETTINGS).unwrap();
+    // No PONG is ever sent back.
+    assert!(wait_frame(&mut s, 6), "a keep-alive PING");
+    let start = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "closed after the PONG timeout"
+    );
+}
