@@ -717,7 +717,7 @@ impl Driver {
                 // head goes out now, for a streamed body.
                 st.encode_pending_head(None);
             }
-            if !(app_done && !st.response_done()) {
+            if !app_done || st.response_done() {
                 self.pump_out(cx, &mut st);
             }
             self.watch_reset(cx, &mut st);
