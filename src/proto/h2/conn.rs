@@ -4,6 +4,7 @@
 //! when idle, and sends GOAWAY on graceful shutdown or after `max_requests` streams.
 
 use bytes::Bytes;
+use futures::future::Either;
 use futures::stream::{FuturesUnordered, StreamExt};
 use pagi::{
     App, Connection, Extensions, HttpScope, HttpVersion, PagiVersion, Receiver, Scope, Sender,
@@ -43,7 +44,8 @@ fn builder(cfg: &crate::config::Http2Config) -> h2::server::Builder {
         .max_frame_size(cfg.max_frame_size)
         .max_pending_accept_reset_streams(cfg.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(cfg.max_local_error_reset_streams))
-        .max_send_buffer_size(cfg.max_send_buffer_size);
+        .max_send_buffer_size(cfg.max_send_buffer_size)
+        .enable_connect_protocol(); // WebSocket over HTTP/2 (RFC 8441; see `super::ws`)
     b
 }
 
@@ -101,7 +103,10 @@ pub(crate) async fn serve<T, A>(
                     } else {
                         None
                     };
-                    streams.push(start_stream(req, respond, shared, peer, pre));
+                    streams.push(match super::ws::protocol(&req) {
+                        Some(_) => Either::Left(super::ws::start(req, respond, shared, peer)),
+                        None => Either::Right(start_stream(req, respond, shared, peer, pre)),
+                    });
                     if max_requests > 0 && served >= max_requests && !going_away {
                         tracing::debug!(client = ?peer.client, served, "h2: max requests per connection; GOAWAY");
                         conn.graceful_shutdown();
@@ -231,6 +236,7 @@ fn start_stream<A: App>(
                 state: Some(shared.state.clone()),
                 extensions: Extensions {
                     fullflush: !sse,
+                    early_hint: !sse,
                     tls: peer.tls.clone(),
                     ..Extensions::default()
                 },

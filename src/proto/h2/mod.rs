@@ -16,6 +16,8 @@
 //! - [`upgrade`]: the connection preface, and h2c `Upgrade` (RFC 7540 §3.2) as byte-slice
 //!   functions: the checks on the upgrading request and the synthetic HEADERS frame for
 //!   stream 1 spliced in after the client's first SETTINGS frame.
+//! - `ws`: WebSocket over HTTP/2 (RFC 8441): an extended CONNECT runs the WebSocket engine
+//!   over the stream.
 //!
 //! How HTTP/2 starts: ALPN `h2` on TLS listeners; on cleartext listeners (TCP and Unix) the
 //! HTTP/1.1 driver hands the connection over when it starts with the preface (prior
@@ -25,3 +27,4 @@ pub(crate) mod conn;
 pub mod scope;
 pub(crate) mod stream;
 pub mod upgrade;
+pub(crate) mod ws;

@@ -101,6 +101,8 @@ pub(crate) struct St {
     recv_waker: Option<Waker>,
     // ----- send side -----
     resp: Resp,
+    /// `103 Early Hints` for the driver to hand to `h2` (the send waits until it has).
+    hints: VecDeque<http::Response<()>>,
     /// A committed head for the driver to send.
     head: Option<http::Response<()>>,
     out: VecDeque<Out>,
@@ -177,6 +179,7 @@ impl St {
         self.out.clear();
         self.out_len = 0;
         self.head = None;
+        self.hints.clear();
     }
 
     fn take_app_wakers(&mut self, out: &mut Vec<Waker>) {
@@ -195,7 +198,9 @@ impl St {
         } else {
             self.low_water
         };
-        if self.send_waker.is_some() && (gone || self.out_len <= threshold) {
+        if self.send_waker.is_some()
+            && (gone || (self.out_len <= threshold && self.hints.is_empty()))
+        {
             out.extend(self.send_waker.take());
         }
         if gone && !self.disc_wakers.is_empty() {
@@ -364,6 +369,22 @@ impl St {
         Ok(())
     }
 
+    /// `http.response.early_hint`: a HEADERS frame with `:status: 103`, handed to `h2` by the
+    /// driver before anything else of the response; the send waits until it has been.
+    fn early_hint(&mut self, headers: Headers) -> Result<(), Error> {
+        if !matches!(self.resp, Resp::Init) {
+            return Err(Error::out_of_order(
+                "http.response.early_hint after http.response.start",
+            ));
+        }
+        crate::proto::h1::exchange::check_early_hint(&headers)?;
+        let mut hint = http::Response::new(());
+        *hint.status_mut() = http::StatusCode::EARLY_HINTS;
+        *hint.headers_mut() = header_map(&headers, None)?;
+        self.hints.push_back(hint);
+        Ok(())
+    }
+
     fn accept(&mut self, event: SendEvent) -> Result<(), Error> {
         if self.sse.is_some() {
             return self.accept_sse(event);
@@ -376,6 +397,7 @@ impl St {
             } => self.start_response(status, headers, trailers),
             SendEvent::HttpResponseBody(b) => self.response_body(b),
             SendEvent::HttpResponseTrailers { headers } => self.trailers(headers),
+            SendEvent::HttpResponseEarlyHint { headers } => self.early_hint(headers),
             SendEvent::HttpFullflush => {
                 if matches!(self.resp, Resp::Init) {
                     return Err(Error::out_of_order(
@@ -490,7 +512,7 @@ fn header_map(headers: &Headers, extra: Option<usize>) -> Result<HeaderMap, Erro
 
 /// The response head for `http.response.start`: the app's fields (connection-specific ones
 /// dropped) plus `date` and `server` unless the app set them, as on HTTP/1.1.
-fn response_head(
+pub(crate) fn response_head(
     status: u16,
     headers: &Headers,
     server: Option<&Bytes>,
@@ -553,7 +575,10 @@ impl Sink for Stream {
         } else {
             st.low_water
         };
-        if st.disconnected.is_some() || st.finished || st.out_len <= threshold {
+        if st.disconnected.is_some()
+            || st.finished
+            || (st.out_len <= threshold && st.hints.is_empty())
+        {
             st.flush_requested = false;
             return Poll::Ready(Ok(()));
         }
@@ -758,6 +783,14 @@ impl Driver {
     fn pump_out(&mut self, cx: &mut Context<'_>, st: &mut St) {
         if st.disconnected.is_some() || st.reset.is_some() {
             return;
+        }
+        while let Some(hint) = st.hints.pop_front() {
+            if let Some(respond) = self.respond.as_mut() {
+                if let Err(e) = respond.send_informational(hint) {
+                    // The stream is gone; the reset is noticed on its own.
+                    tracing::debug!(error = %e, "h2: cannot send a 103 Early Hints");
+                }
+            }
         }
         if let Some(head) = st.head.take() {
             let eos = st.end && st.out.is_empty() && st.trailers.is_none();
@@ -1012,12 +1045,19 @@ fn take_chunk(out: &mut VecDeque<Out>, cap: usize) -> Option<Bytes> {
 }
 
 /// Sends a refusal as the stream's whole response.
-fn send_reject(mut respond: SendResponse<Bytes>, reject: Reject, server: Option<&Bytes>) {
-    let body = reject.body();
-    let headers = Headers::new()
+pub(crate) fn send_reject(
+    mut respond: SendResponse<Bytes>,
+    reject: Reject,
+    server: Option<&Bytes>,
+) {
+    let body = reject.h2_body();
+    let mut headers = Headers::new()
         .with("content-type", "text/plain; charset=utf-8")
         .with("content-length", body.len().to_string());
-    let Ok(head) = response_head(reject.status(), &headers, server) else {
+    if let Some((n, v)) = reject.extra_field() {
+        headers.push(n, v);
+    }
+    let Ok(head) = response_head(reject.h2_status(), &headers, server) else {
         respond.send_reset(Reason::INTERNAL_ERROR);
         return;
     };
