@@ -1,6 +1,7 @@
-//! `http.response.early_hint` (103 Early Hints, RFC 8297) on HTTP/1.x and HTTP/2: the exact bytes on the
-//! wire (raw sockets), the errors `send` reports, how a 103 mixes with keep-alive, HEAD and
-//! `Expect: 100-continue`, and real clients (`curl`, Python `httpx`) against the demo route.
+//! `http.response.early_hint` (103 Early Hints, RFC 8297) on HTTP/1.x and HTTP/2: the exact
+//! bytes on the wire (raw sockets), the errors `send` reports, how a 103 mixes with keep-alive,
+//! HEAD and `Expect: 100-continue`, the 103 HEADERS frames on HTTP/2, and real clients (`curl`,
+//! `nghttp`, Python `httpx` and `h2`) against the demo route.
 
 mod common;
 use common::*;
