@@ -1438,7 +1438,9 @@ def _(c):
 def _(c):
     c.send(PREFACE)
     c.write_settings((INITIAL_WINDOW_SIZE, DEFAULT_WINDOW))
-    verify_type(c, SETTINGS)
+    ev = c.wait_event()  # the very first frame
+    if not isinstance(ev, Frame) or ev.type != SETTINGS or ev.has(ACK):
+        fail("SETTINGS (not ACK) as the first frame", ev)
 
 
 @case("generic/2/1", "Sends a PRIORITY frame on idle stream")
@@ -1578,7 +1580,9 @@ def _(c):
 @case("generic/3.5/1", "Sends a SETTINGS frame")
 def _(c):
     c.handshake()
-    c.write_settings((ENABLE_PUSH, 0))
+    c.write_settings((HEADER_TABLE_SIZE, 4096), (ENABLE_PUSH, 1), (MAX_CONCURRENT_STREAMS, 100),
+                     (INITIAL_WINDOW_SIZE, 65535), (MAX_FRAME_SIZE, 16384),
+                     (MAX_HEADER_LIST_SIZE, 100))
     verify_settings_ack(c)
 
 
