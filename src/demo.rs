@@ -7,6 +7,8 @@
 //! | `/scope` | the request's scope as JSON |
 //! | `/stream?n=N` | N lines (default 10, at most 10,000) as a chunked stream |
 //! | `/sleep?ms=N` | `slept N ms` after waiting N ms (at most 60,000): a slow request |
+//! | `/early-hints?ms=N` | a `103 Early Hints` with `link: </style.css>; rel=preload; as=style` (when the scope advertises `http.response.early_hint`), then after N ms (default 0, at most 60,000) a 200 HTML page that uses that stylesheet |
+//! | `/style.css` | a small stylesheet (`text/css`) |
 //! | anything else | 404 |
 //! | WebSocket, any path | every message (text or binary) echoed back; the first offered subprotocol is accepted |
 //! | SSE (`Accept: text/event-stream`), any path | a clock: a `tick` event with the Unix time in ms every `ms` ms (default 1000), `n` of them (default: no end), keepalive comments every 15 s |
@@ -15,6 +17,13 @@
 
 use pagi::{BoxError, Headers, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The page of `/early-hints`.
+const EARLY_HINTS_PAGE: &str = "<!doctype html>\n<title>Early hints</title>\n\
+<link rel=\"stylesheet\" href=\"/style.css\">\n<p>The 103 before this page named /style.css.</p>\n";
+
+/// The stylesheet of `/style.css`.
+const STYLE_CSS: &str = "body { font-family: sans-serif; margin: 2em; }\n";
 
 /// The demo app.
 pub async fn app(scope: Scope, receive: Receiver, send: Sender) -> Result<(), BoxError> {
@@ -95,6 +104,37 @@ async fn http(req: HttpScope, receive: Receiver, send: Sender) -> Result<(), Box
             .await?;
             send.send(SendEvent::body(format!("slept {ms} ms"), false))
                 .await?;
+        }
+        b"/early-hints" => {
+            if req.extensions.early_hint {
+                send.send(SendEvent::early_hint(
+                    Headers::new().with("link", "</style.css>; rel=preload; as=style"),
+                ))
+                .await?;
+            }
+            let ms = query_param(&req.query_string, b"ms")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                .min(60_000);
+            if ms > 0 {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            send.send(SendEvent::start(
+                200,
+                Headers::new()
+                    .with("content-type", "text/html; charset=utf-8")
+                    .with("link", "</style.css>; rel=preload; as=style"),
+            ))
+            .await?;
+            send.send(SendEvent::body(EARLY_HINTS_PAGE, false)).await?;
+        }
+        b"/style.css" => {
+            send.send(SendEvent::start(
+                200,
+                Headers::new().with("content-type", "text/css"),
+            ))
+            .await?;
+            send.send(SendEvent::body(STYLE_CSS, false)).await?;
         }
         _ => {
             send.send(SendEvent::start(

@@ -101,6 +101,15 @@ pub enum SendEvent {
     /// Write out everything queued so far (extension `fullflush`).
     #[serde(rename = "http.fullflush")]
     HttpFullflush,
+    /// An informational `103 Early Hints` response (RFC 8297) before the final one (extension
+    /// `http.response.early_hint`): zero or more, only before `http.response.start`.
+    #[serde(rename = "http.response.early_hint")]
+    HttpResponseEarlyHint {
+        /// The fields of the 103, typically `link`; required in JSON. Checked like response
+        /// headers; connection-specific and framing fields make `send` fail (see
+        /// [`headers::refused_in_early_hint`](crate::headers::refused_in_early_hint)).
+        headers: Headers,
+    },
     /// Accepts a WebSocket (the server answers 101).
     #[serde(rename = "websocket.accept")]
     WebsocketAccept {
@@ -309,6 +318,11 @@ impl SendEvent {
         SendEvent::HttpResponseTrailers { headers }
     }
 
+    /// `http.response.early_hint` (a `103 Early Hints`).
+    pub fn early_hint(headers: Headers) -> Self {
+        SendEvent::HttpResponseEarlyHint { headers }
+    }
+
     /// The event's `type` string.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -316,6 +330,7 @@ impl SendEvent {
             SendEvent::HttpResponseBody(_) => "http.response.body",
             SendEvent::HttpResponseTrailers { .. } => "http.response.trailers",
             SendEvent::HttpFullflush => "http.fullflush",
+            SendEvent::HttpResponseEarlyHint { .. } => "http.response.early_hint",
             SendEvent::WebsocketAccept { .. } => "websocket.accept",
             SendEvent::WebsocketSend(_) => "websocket.send",
             SendEvent::WebsocketClose { .. } => "websocket.close",
@@ -388,6 +403,30 @@ mod tests {
             json!({"type": "http.response.trailers", "headers": [["x-sum", "1"]]}),
         );
         round_trip(&SendEvent::HttpFullflush, json!({"type": "http.fullflush"}));
+        round_trip(
+            &SendEvent::early_hint(
+                Headers::new()
+                    .with("link", "</style.css>; rel=preload; as=style")
+                    .with("Link", "</app.js>; rel=preload; as=script"),
+            ),
+            json!({"type": "http.response.early_hint", "headers": [
+                ["link", "</style.css>; rel=preload; as=style"],
+                ["Link", "</app.js>; rel=preload; as=script"]
+            ]}),
+        );
+        round_trip(
+            &SendEvent::early_hint(Headers::new()),
+            json!({"type": "http.response.early_hint", "headers": []}),
+        );
+        assert_eq!(
+            SendEvent::early_hint(Headers::new()).kind(),
+            "http.response.early_hint"
+        );
+        // `headers` is required: ASGI's shape (`links`) must not turn into an empty 103.
+        assert!(serde_json::from_value::<SendEvent>(
+            json!({"type": "http.response.early_hint", "links": ["</a.css>; rel=preload"]})
+        )
+        .is_err());
         round_trip(
             &SendEvent::LifespanStartupFailed {
                 message: "db down".into(),

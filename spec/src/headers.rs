@@ -109,6 +109,27 @@ pub fn is_field_value(v: &[u8]) -> bool {
     !v.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
+/// The fields an `http.response.early_hint` must not carry, lowercase: the connection-specific
+/// ones (RFC 9110 §7.6.1, forbidden in HTTP/2 by RFC 9113 §8.2.2) and the body framing ones,
+/// which make no sense on a 1xx response (RFC 9110 §8.6, RFC 9112 §6.1). A server fails the
+/// `send` of an early hint that has one of them.
+pub const EARLY_HINT_REFUSED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "content-length",
+];
+
+/// Whether the field `name` (any case) is one of [`EARLY_HINT_REFUSED`].
+pub fn refused_in_early_hint(name: &[u8]) -> bool {
+    EARLY_HINT_REFUSED
+        .iter()
+        .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+}
+
 impl From<Vec<(Bytes, Bytes)>> for Headers {
     fn from(v: Vec<(Bytes, Bytes)>) -> Self {
         Headers(v)
@@ -189,6 +210,22 @@ impl<'de> Deserialize<'de> for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_hint_refusals() {
+        for name in [
+            "Connection",
+            "keep-alive",
+            "TE",
+            "Transfer-Encoding",
+            "content-length",
+        ] {
+            assert!(refused_in_early_hint(name.as_bytes()), "{name}");
+        }
+        for name in ["link", "Link", "x-trace", "content-type", "tea"] {
+            assert!(!refused_in_early_hint(name.as_bytes()), "{name}");
+        }
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_ordered() {

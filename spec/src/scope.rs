@@ -416,6 +416,9 @@ mod opt_addr {
 pub struct Extensions {
     /// `http.fullflush` is supported.
     pub fullflush: bool,
+    /// `http.response.early_hint` (103 Early Hints) is supported; JSON key
+    /// `"http.response.early_hint"`.
+    pub early_hint: bool,
     /// The connection is TLS: its details (absent on cleartext connections).
     pub tls: Option<Arc<TlsInfo>>,
     /// Any other extension, by name.
@@ -440,12 +443,18 @@ pub struct TlsInfo {
     pub cipher_suite: u16,
 }
 
+/// The extension name (and event type) of early hints.
+const EARLY_HINT: &str = "http.response.early_hint";
+
 impl Serialize for Extensions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
         if self.fullflush {
             m.serialize_entry("fullflush", &serde_json::Map::new())?;
+        }
+        if self.early_hint {
+            m.serialize_entry(EARLY_HINT, &serde_json::Map::new())?;
         }
         if let Some(tls) = &self.tls {
             m.serialize_entry("tls", &**tls)?;
@@ -461,6 +470,7 @@ impl<'de> Deserialize<'de> for Extensions {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut other = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
         let fullflush = other.remove("fullflush").is_some();
+        let early_hint = other.remove(EARLY_HINT).is_some();
         let tls = match other.remove("tls") {
             Some(v) => Some(Arc::new(
                 serde_json::from_value(v).map_err(de::Error::custom)?,
@@ -469,6 +479,7 @@ impl<'de> Deserialize<'de> for Extensions {
         };
         Ok(Extensions {
             fullflush,
+            early_hint,
             tls,
             other,
         })
@@ -548,6 +559,7 @@ mod tests {
         s.client = Some("[::1]:5000".parse().unwrap());
         s.server = ServerAddr::Tcp("127.0.0.1:8000".parse().unwrap());
         s.extensions.fullflush = true;
+        s.extensions.early_hint = true;
         Scope::Http(s)
     }
 
@@ -569,7 +581,7 @@ mod tests {
                 "headers": [["host", "example.com"], ["cookie", "a=1; b=2"]],
                 "client": ["::1", 5000],
                 "server": ["127.0.0.1", 8000],
-                "extensions": {"fullflush": {}}
+                "extensions": {"fullflush": {}, "http.response.early_hint": {}}
             })
         );
         let back: Scope = serde_json::from_value(v.clone()).unwrap();

@@ -249,6 +249,37 @@ fn each_preset_logs_the_sample_request_exactly() {
 }
 
 #[test]
+fn early_hints_pass_through_and_are_not_the_logged_response() {
+    let path = temp_path("early-hint");
+    let log = fixed_log("%s %B %{link}o %{content-type}o", &path);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen_app = seen.clone();
+    let app = log.layer(move |_s: Scope, _rx: Receiver, tx: Sender| {
+        let seen = seen_app.clone();
+        async move {
+            let hint = SendEvent::early_hint(
+                Headers::new().with("link", "</style.css>; rel=preload; as=style"),
+            );
+            let first = tx.send(hint.clone()).await.is_ok();
+            let second = tx.send(hint).await.is_ok();
+            seen.lock().unwrap().extend([first, second]);
+            let headers = Headers::new().with("content-type", "text/html");
+            tx.send(SendEvent::start(200, headers)).await?;
+            tx.send(SendEvent::body("ok", false)).await?;
+            Ok::<(), BoxError>(())
+        }
+    });
+    call(&app, Scope::Http(sample())).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [true, true],
+        "the hints reached the server"
+    );
+    // The final response's status and fields are logged, not the 103's.
+    assert_eq!(finish(log, app, &path), "200 2 - text/html\n");
+}
+
+#[test]
 fn custom_atoms_and_header_atoms() {
     let path = temp_path("custom");
     let spec = "%{X-Request-Id}i|%{content-type}o|%{set-cookie}o|%{x-none}i|%{x-none}o|%S %H %m %U%q %T %D %M %d %L %B %%";

@@ -93,8 +93,11 @@
 //!   `content-length`; not checked for `HEAD`, 204, 304, trailers on HTTP/1.1 (none of which
 //!   the length frames), or after a file (whose size the lint cannot know).
 //! - `trailers-not-announced`, `trailers-before-body-end`, `duplicate-trailers` (fail).
-//! - `fullflush-before-start` (fails), `extension-not-advertised` (fails: `fullflush` not in
-//!   `scope.extensions`).
+//! - `fullflush-before-start` (fails), `extension-not-advertised` (fails: `fullflush` or
+//!   `http.response.early_hint` not in `scope.extensions`).
+//! - `early-hint-after-start` (fails): a `103 Early Hints` only precedes the final response.
+//!   `early-hint-field` (fails): a connection-specific or framing field in
+//!   `http.response.early_hint` (`header-name` and `header-value` apply to it too).
 //! - At return (`Ok`, client still there): `missing-response` (the server answers 500),
 //!   `missing-final-body` (the last piece had `more: 1`, or none was sent),
 //!   `missing-trailers`.

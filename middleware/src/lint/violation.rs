@@ -108,8 +108,8 @@ use Reaction::{Invalid, OutOfOrder, Tolerated, Unsupported};
 /// Every rule the lint checks, by scope type.
 pub static RULES: &[Rule] = &[
     // http
-    r("http", "wrong-scope", Unsupported, "Only http.response.start, http.response.body, http.response.trailers and http.fullflush may be sent in an http scope."),
-    r("http", "extension-not-advertised", Unsupported, "http.fullflush needs the fullflush extension in scope.extensions."),
+    r("http", "wrong-scope", Unsupported, "Only http.response.start, http.response.body, http.response.trailers, http.fullflush and http.response.early_hint may be sent in an http scope."),
+    r("http", "extension-not-advertised", Unsupported, "http.fullflush needs the fullflush extension in scope.extensions, http.response.early_hint the http.response.early_hint extension."),
     r("http", "status-range", Invalid, "The status of http.response.start is in 200..=999; 1xx responses belong to the server."),
     r("http", "header-name", Invalid, "Every response and trailer field name is an RFC 9110 token (any case)."),
     r("http", "header-value", Invalid, "No response or trailer field value contains CR, LF or NUL."),
@@ -126,6 +126,8 @@ pub static RULES: &[Rule] = &[
     r("http", "trailers-before-body-end", OutOfOrder, "http.response.trailers comes after the final body piece."),
     r("http", "duplicate-trailers", OutOfOrder, "http.response.trailers is sent at most once."),
     r("http", "fullflush-before-start", OutOfOrder, "http.fullflush comes after http.response.start."),
+    r("http", "early-hint-after-start", OutOfOrder, "http.response.early_hint (103 Early Hints) comes before http.response.start."),
+    r("http", "early-hint-field", Invalid, "An http.response.early_hint carries no connection-specific or framing field (connection, keep-alive, proxy-connection, transfer-encoding, upgrade, te, content-length)."),
     r("http", "missing-response", Tolerated, "A call that returns Ok has sent http.response.start, unless the client is gone (otherwise the server answers 500)."),
     r("http", "missing-final-body", Tolerated, "A call that returns Ok has ended the body (more: 0 or a file), unless the client is gone (otherwise the response is cut off)."),
     r("http", "missing-trailers", Tolerated, "An app that announced trailers sends http.response.trailers (otherwise the response stays incomplete)."),

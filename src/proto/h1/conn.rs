@@ -401,6 +401,8 @@ impl<I: Io, A: App> Conn<I, A> {
             extensions: Extensions {
                 // SSE streams are written out whenever the app yields; no flush event there.
                 fullflush: !sse,
+                // 103 Early Hints: every http scope (accepted and dropped for HTTP/1.0).
+                early_hint: !sse,
                 tls: self.peer.tls.clone(),
                 ..Extensions::default()
             },

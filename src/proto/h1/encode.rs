@@ -88,6 +88,28 @@ pub fn encode_head(out: &mut BytesMut, p: &HeadParts<'_>) {
     out.put_slice(b"\r\n");
 }
 
+/// Writes an informational (1xx) response: the status line and `headers` as given, nothing
+/// added (no `date`, `server` or framing). The caller has checked the fields.
+pub fn encode_informational(out: &mut BytesMut, status: u16, headers: &Headers) {
+    let mut size = 32;
+    for (n, v) in headers {
+        size += n.len() + v.len() + 4;
+    }
+    out.reserve(size);
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(reason(status).as_bytes());
+    out.put_slice(b"\r\n");
+    for (n, v) in headers {
+        out.put_slice(n);
+        out.put_slice(b": ");
+        out.put_slice(v);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+}
+
 /// Writes the line that starts a chunk of `len` bytes.
 pub fn chunk_head(out: &mut BytesMut, len: usize) {
     let mut hex = [0u8; 18];
@@ -231,6 +253,23 @@ mod tests {
             &b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
                content-length: 5\r\nconnection: close\r\nserver: pagi-server\r\n\r\n"[..]
         );
+    }
+
+    #[test]
+    fn informational_bytes() {
+        let h = Headers::new()
+            .with("Link", "</style.css>; rel=preload; as=style")
+            .with("link", "</app.js>; rel=preload; as=script");
+        let mut out = BytesMut::new();
+        encode_informational(&mut out, 103, &h);
+        assert_eq!(
+            &out[..],
+            &b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\
+               link: </app.js>; rel=preload; as=script\r\n\r\n"[..]
+        );
+        out.clear();
+        encode_informational(&mut out, 103, &Headers::new());
+        assert_eq!(&out[..], b"HTTP/1.1 103 Early Hints\r\n\r\n");
     }
 
     #[test]

@@ -422,6 +422,26 @@ impl St {
         Ok(())
     }
 
+    /// `http.response.early_hint`: a `103 Early Hints`, written at once and waited for like
+    /// `http.fullflush` (a hint held until the final response would be useless). HTTP/1.0
+    /// clients must not get a 1xx (RFC 9110 §15.2): the checked event is dropped there.
+    fn early_hint(&mut self, headers: Headers) -> Result<(), Error> {
+        if !matches!(self.resp, Resp::Init) {
+            return Err(Error::out_of_order(
+                "http.response.early_hint after http.response.start",
+            ));
+        }
+        check_early_hint(&headers)?;
+        if self.info().version != HttpVersion::Http11 {
+            return Ok(());
+        }
+        let before = self.out.flat_len();
+        encode::encode_informational(self.out.flat(), 103, &headers);
+        self.out.commit(before);
+        self.flush_requested = true;
+        Ok(())
+    }
+
     fn accept(&mut self, event: SendEvent) -> Result<(), Error> {
         if self.sse.is_some() {
             return self.accept_sse(event);
@@ -434,6 +454,7 @@ impl St {
             } => self.start_response(status, headers, trailers),
             SendEvent::HttpResponseBody(b) => self.response_body(b),
             SendEvent::HttpResponseTrailers { headers } => self.trailers(headers),
+            SendEvent::HttpResponseEarlyHint { headers } => self.early_hint(headers),
             SendEvent::HttpFullflush => {
                 if matches!(self.resp, Resp::Init) {
                     return Err(Error::out_of_order(
@@ -557,6 +578,23 @@ pub(crate) fn check_headers(headers: &Headers) -> Result<(), Error> {
             String::from_utf8_lossy(name.as_deref().unwrap_or_default())
         ))
     })
+}
+
+/// The check of an `http.response.early_hint`'s fields, for every protocol: those of
+/// [`check_headers`], and none of the connection-specific or framing fields of
+/// [`pagi::headers::EARLY_HINT_REFUSED`] (invalid, naming the field).
+pub(crate) fn check_early_hint(headers: &Headers) -> Result<(), Error> {
+    check_headers(headers)?;
+    match headers
+        .iter()
+        .find(|(n, _)| pagi::headers::refused_in_early_hint(n))
+    {
+        Some((n, _)) => Err(Error::invalid(format!(
+            "header {:?} is connection-specific or frames a body, and a 103 Early Hints cannot carry it",
+            String::from_utf8_lossy(n)
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn truncate(

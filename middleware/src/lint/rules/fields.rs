@@ -2,7 +2,7 @@
 //! body sizes. Computed once per event (without copying payloads), then judged by the scope's
 //! state machine.
 
-use pagi::headers::{is_field_value, is_token};
+use pagi::headers::{is_field_value, is_token, refused_in_early_hint};
 use pagi::{Headers, ResponseBody, SendEvent};
 
 /// A problem found in one field of a header list.
@@ -36,6 +36,9 @@ pub(crate) enum Owner {
     Accept,
     /// `websocket.http.response.start`: `content-length`, `transfer-encoding`, `connection`.
     Denial,
+    /// `http.response.early_hint`: the fields of `pagi::headers::EARLY_HINT_REFUSED` make the
+    /// send fail (`early-hint-field`); nothing is dropped.
+    EarlyHint,
 }
 
 const ACCEPT_OWNED: &[&str] = &[
@@ -94,8 +97,20 @@ pub(crate) fn check(headers: &Headers, owner: Owner) -> Fields {
                 ),
             });
         }
+        if owner == Owner::EarlyHint {
+            if refused_in_early_hint(name) {
+                out.issues.push(Issue {
+                    rule: "early-hint-field",
+                    text: format!(
+                        "{what} {i} ({}) is connection-specific or frames a body, which a 103 Early Hints cannot carry; the server refuses the event",
+                        show(name)
+                    ),
+                });
+            }
+            continue;
+        }
         let owned = match owner {
-            Owner::Response | Owner::Trailers => &[][..],
+            Owner::Response | Owner::Trailers | Owner::EarlyHint => &[][..],
             Owner::Accept => ACCEPT_OWNED,
             Owner::Denial => DENIAL_OWNED,
         };
@@ -237,6 +252,8 @@ pub(crate) enum Facts {
     Body(Piece),
     /// `http.response.trailers`.
     Trailers(Fields),
+    /// `http.response.early_hint`.
+    EarlyHint(Fields),
     /// `websocket.accept`.
     Accept {
         subprotocol: Option<String>,
@@ -288,6 +305,9 @@ impl Sent {
             | SendEvent::WebsocketHttpResponseBody(b) => Facts::Body(Piece::of(b)),
             SendEvent::HttpResponseTrailers { headers } => {
                 Facts::Trailers(check(headers, Owner::Trailers))
+            }
+            SendEvent::HttpResponseEarlyHint { headers } => {
+                Facts::EarlyHint(check(headers, Owner::EarlyHint))
             }
             SendEvent::WebsocketAccept {
                 subprotocol,
@@ -398,5 +418,33 @@ mod tests {
             .with("transfer-encoding", "x")
             .with("a", "\0");
         assert_eq!(rules(&check(&h, Owner::Trailers)), ["header-value"]);
+    }
+
+    #[test]
+    fn early_hint_fields() {
+        let h = Headers::new()
+            .with("Link", "</a.css>; rel=preload; as=style")
+            .with("Connection", "close")
+            .with("content-length", "x")
+            .with("bad name", "1")
+            .with("x-a", "\r");
+        let f = check(&h, Owner::EarlyHint);
+        assert_eq!(
+            rules(&f),
+            [
+                "early-hint-field",
+                "early-hint-field",
+                "header-name",
+                "header-value"
+            ]
+        );
+        assert!(
+            f.issues[0].text.contains(r#"field 1 ("Connection")"#),
+            "{}",
+            f.issues[0].text
+        );
+        assert_eq!(f.content_length, None, "a 103 frames nothing");
+        let ok = Headers::new().with("link", "</a.js>; rel=preload; as=script");
+        assert_eq!(check(&ok, Owner::EarlyHint).issues, []);
     }
 }

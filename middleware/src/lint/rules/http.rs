@@ -1,4 +1,5 @@
-//! The `http` scope: one response (see [`Response`]) and `http.fullflush`.
+//! The `http` scope: one response (see [`Response`]), `http.fullflush` and
+//! `http.response.early_hint`.
 
 use super::fields::{Facts, Sent};
 use super::response::{Names, Response};
@@ -21,6 +22,25 @@ impl Http {
             ("http.response.body", Facts::Body(piece)) => self.resp.body(NAMES, piece, r),
             ("http.response.trailers", Facts::Trailers(fields)) => {
                 self.resp.trailers(NAMES, fields, r)
+            }
+            ("http.response.early_hint", Facts::EarlyHint(fields)) => {
+                if !info.early_hint {
+                    r.add(
+                        "extension-not-advertised",
+                        "http.response.early_hint, but the scope does not advertise the http.response.early_hint extension; an app checks scope.extensions before using an extension",
+                    );
+                    return;
+                }
+                if self.resp.started() {
+                    r.add(
+                        "early-hint-after-start",
+                        format!(
+                            "http.response.early_hint after http.response.start (event #{}); a 103 Early Hints can only precede the final response",
+                            self.resp.start_index()
+                        ),
+                    );
+                }
+                r.fields(fields);
             }
             ("http.fullflush", _) => {
                 if !info.fullflush {
@@ -491,6 +511,89 @@ mod tests {
                 "does not advertise the fullflush extension",
                 "(unsupported)",
             ],
+        );
+    }
+
+    fn hint(headers: Headers) -> Ev {
+        Ev::S(SendEvent::early_hint(headers))
+    }
+
+    fn link() -> Headers {
+        Headers::new().with("link", "</style.css>; rel=preload; as=style")
+    }
+
+    #[test]
+    fn early_hint_rules() {
+        // Zero or more before the start: clean, and the response goes on as usual.
+        clean(&run(
+            &http(),
+            vec![
+                hint(link()),
+                hint(Headers::new()),
+                start(),
+                body("ok", false),
+            ],
+            Some(true),
+        ));
+        // After the start (even a held one) it fails as out of order.
+        only(
+            &run(
+                &http(),
+                vec![start(), hint(link()), body("ok", false)],
+                Some(true),
+            ),
+            "early-hint-after-start",
+            &[
+                "event #1",
+                "after http.response.start (event #0)",
+                "(out of order)",
+            ],
+        );
+        only(
+            &run(
+                &http(),
+                vec![start(), body("ok", false), hint(link())],
+                None,
+            ),
+            "early-hint-after-start",
+            &["event #2"],
+        );
+        // Connection-specific and framing fields are refused; so are the usual bad fields.
+        only(
+            &run(
+                &http(),
+                vec![hint(link().with("Transfer-Encoding", "chunked"))],
+                None,
+            ),
+            "early-hint-field",
+            &["header field 1 (\"Transfer-Encoding\")", "(invalid)"],
+        );
+        only(
+            &run(&http(), vec![hint(Headers::new().with("li nk", "x"))], None),
+            "header-name",
+            &["header field 0"],
+        );
+        // Not advertised: unsupported, and nothing else is said about the event.
+        let plain = Scope::Http(HttpScope::new(Method::GET, "/"));
+        only(
+            &run(
+                &plain,
+                vec![hint(Headers::new().with("connection", "close"))],
+                None,
+            ),
+            "extension-not-advertised",
+            &[
+                "does not advertise the http.response.early_hint extension",
+                "(unsupported)",
+            ],
+        );
+        // In an sse scope it is another scope's event.
+        let mut sse = HttpScope::new(Method::GET, "/");
+        sse.extensions.early_hint = true;
+        only(
+            &run(&Scope::Sse(sse), vec![hint(link())], None),
+            "wrong-scope",
+            &["http.response.early_hint does not belong to a sse scope"],
         );
     }
 

@@ -32,6 +32,8 @@ pub(crate) struct Info {
     pub http10: bool,
     /// The scope advertises `fullflush`.
     pub fullflush: bool,
+    /// The scope advertises `http.response.early_hint`.
+    pub early_hint: bool,
     /// The scope advertises `websocket.http.response`.
     pub denial: bool,
     /// The subprotocols the WebSocket client offered.
@@ -136,6 +138,7 @@ impl Checker {
             info.head = req.method == "HEAD";
             info.http10 = req.http_version == HttpVersion::Http10;
             info.fullflush = req.extensions.fullflush;
+            info.early_hint = req.extensions.early_hint;
             info.denial = req.extensions.other.contains_key("websocket.http.response");
             info.subprotocols = req.subprotocols.clone();
         }
@@ -321,10 +324,11 @@ pub(crate) mod testing {
         Refused(SendEvent),
     }
 
-    /// An http scope (GET /, HTTP/1.1) advertising `fullflush`.
+    /// An http scope (GET /, HTTP/1.1) advertising `fullflush` and `http.response.early_hint`.
     pub fn http() -> Scope {
         let mut s = HttpScope::new(Method::GET, "/");
         s.extensions.fullflush = true;
+        s.extensions.early_hint = true;
         Scope::Http(s)
     }
 

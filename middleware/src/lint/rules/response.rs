@@ -72,6 +72,11 @@ impl Response {
         self.state != State::Init
     }
 
+    /// The index of the accepted start (meaningful once [`started`](Self::started)).
+    pub fn start_index(&self) -> usize {
+        self.start_at
+    }
+
     /// Whether nothing more may be sent.
     pub fn complete(&self) -> bool {
         matches!(self.state, State::Complete { .. })
