@@ -804,6 +804,27 @@ fn curl_http2_over_tls() {
     ]));
     assert!(ok);
     assert_eq!(out, "1.1");
+    // With HTTP/2 off, ALPN does not offer h2: curl falls back to HTTP/1.1.
+    drop(srv);
+    let srv = serve_on(app, &["https://127.0.0.1:0"], |c| {
+        base(c);
+        c.tls = Some(pagi_server::tls::TlsConfig::new(&cp, &kp));
+        c.http2.enabled = false;
+    });
+    let resolve = format!("localhost:{}:127.0.0.1", srv.addr().port());
+    let url = format!("https://localhost:{}/", srv.addr().port());
+    let (ok, out, err) = run(Command::new("curl").args([
+        "-sS",
+        "-k",
+        "--http2",
+        "--resolve",
+        &resolve,
+        "-w",
+        " %{http_version}",
+        &url,
+    ]));
+    assert!(ok, "{err}");
+    assert_eq!(out, "hello 1.1 1.1");
 }
 
 #[test]

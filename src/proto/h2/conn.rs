@@ -125,11 +125,13 @@ pub(crate) async fn serve<T, A>(
                 Poll::Pending => break,
             }
         }
+        let busy = !streams.is_empty() || accepted;
         while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
         if !accepting && streams.is_empty() {
             return Poll::Ready(());
         }
-        if !streams.is_empty() || accepted {
+        if busy && streams.is_empty() {
+            // Idle from now on.
             idle_since = Instant::now();
         }
         if accepting {
@@ -150,11 +152,7 @@ pub(crate) async fn serve<T, A>(
                     cfg.timeout_keep_alive
                 };
                 let deadline = idle_since + limit;
-                let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if t.deadline() != deadline {
-                    t.as_mut().reset(deadline);
-                }
-                if t.as_mut().poll(cx).is_ready() {
+                if poll_deadline(&mut timer, cx, deadline).is_ready() {
                     if going_away {
                         return Poll::Ready(());
                     }
@@ -173,6 +171,28 @@ pub(crate) async fn serve<T, A>(
         return Poll::Pending;
     })
     .await;
+}
+
+/// Ready once `deadline` has passed. The timer is moved only when the deadline gets earlier
+/// or when it fires early, so a busy connection does not touch the timer wheel per request.
+fn poll_deadline(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    cx: &mut Context<'_>,
+    deadline: Instant,
+) -> Poll<()> {
+    let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    if t.deadline() > deadline {
+        t.as_mut().reset(deadline);
+    }
+    loop {
+        if t.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        t.as_mut().reset(deadline);
+    }
 }
 
 /// Builds a stream's scope and state and returns its future (app and driver together).
@@ -247,11 +267,10 @@ fn start_stream<A: App>(
             } else {
                 Scope::Http(scope)
             };
-            Some(
-                shared
-                    .app
-                    .call(scope, Receiver::new(stream.clone()), Sender::new(stream)),
-            )
+            // Boxed here, so that the stream's future (moved into the FuturesUnordered) stays
+            // small: apps' futures are often kilobytes.
+            let rx = Receiver::new(stream.clone());
+            Some(Box::pin(shared.app.call(scope, rx, Sender::new(stream))))
         }
         (_, r) => {
             if let Some(r) = r {

@@ -519,8 +519,7 @@ pub(crate) fn response_head(
 ) -> Result<http::Response<()>, Error> {
     let mut map = header_map(headers, Some(2))?;
     if !map.contains_key(http::header::DATE) {
-        let date = crate::proto::h1::encode::with_date(HeaderValue::from_bytes);
-        if let Ok(d) = date {
+        if let Some(d) = date() {
             map.insert(http::header::DATE, d);
         }
     }
@@ -537,6 +536,22 @@ pub(crate) fn response_head(
     *head.status_mut() = status;
     *head.headers_mut() = map;
     Ok(head)
+}
+
+/// The current `Date` value, made once a second per thread (clones share its bytes).
+fn date() -> Option<HeaderValue> {
+    thread_local! {
+        static DATE: std::cell::RefCell<Option<HeaderValue>> = const { std::cell::RefCell::new(None) };
+    }
+    crate::proto::h1::encode::with_date(|now| {
+        DATE.with(|cell| {
+            let mut c = cell.borrow_mut();
+            if c.as_ref().is_none_or(|v| v.as_bytes() != now) {
+                *c = HeaderValue::from_bytes(now).ok();
+            }
+            c.clone()
+        })
+    })
 }
 
 fn truncate(bytes: Bytes, file: Option<(File, u64)>, allowed: u64) -> (Bytes, Option<(File, u64)>) {
