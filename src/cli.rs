@@ -15,7 +15,7 @@ use pagi_middleware::trusted_hosts::TrustedHosts;
 use pagi_middleware::Stack;
 
 use crate::access::{Cidr, List, Source};
-use crate::config::{Config, ProxyProtocol};
+use crate::config::{Config, H2Cleartext, Http2Config, ProxyProtocol};
 use crate::error::Error;
 use crate::listener::inherit::{Inherited, Vars};
 use crate::listener::{parse_mode, FdRef, ListenAddr, ListenSpec};
@@ -227,6 +227,49 @@ pub struct Cli {
     /// TCP peers in these networks are refused at accept (comma-separated, repeatable).
     #[arg(long, value_name = "LIST")]
     pub deny_from: Vec<List<Cidr>>,
+    /// Turn HTTP/2 off: no `h2` in TLS ALPN, no h2c; every connection speaks HTTP/1.x.
+    #[arg(long)]
+    pub no_http2: bool,
+    /// How HTTP/2 may start on cleartext (TCP and Unix) listeners: off, prior-knowledge (the
+    /// connection starts with the HTTP/2 preface), upgrade (`Upgrade: h2c`), or both.
+    #[arg(long, value_name = "MODE", default_value = "both")]
+    pub http2_cleartext: H2Cleartext,
+    /// Most concurrent streams a client may open on one HTTP/2 connection.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 request header list in bytes (as RFC 9113 counts it); more is refused.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub http2_max_header_list_size: u32,
+    /// Request body bytes a client may send on one HTTP/2 stream before the app reads them.
+    #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1024..=2_147_483_647))]
+    pub http2_initial_stream_window_size: u32,
+    /// Request body bytes a client may send on all streams of a connection before the apps
+    /// read them.
+    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
+    pub http2_initial_connection_window_size: u32,
+    /// Largest HTTP/2 frame the server accepts (16384 to 16777215).
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(16_384..=16_777_215))]
+    pub http2_max_frame_size: u32,
+    /// Time between keep-alive PINGs on HTTP/2 connections (0 = none).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub http2_keep_alive_interval: Duration,
+    /// An HTTP/2 connection whose PING is not answered within this is closed.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub http2_keep_alive_timeout: Duration,
+    /// Requests served on one HTTP/2 connection before GOAWAY asks the client for a new one
+    /// (0 = unlimited).
+    #[arg(long, default_value_t = 10_000)]
+    pub http2_max_requests: u64,
+    /// Streams a client may open and reset before the app sees them; more closes the
+    /// connection (rapid reset).
+    #[arg(long, default_value_t = 20)]
+    pub http2_max_pending_accept_reset_streams: usize,
+    /// Streams the server may reset for the client's errors; more closes the connection.
+    #[arg(long, default_value_t = 1024)]
+    pub http2_max_local_error_reset_streams: usize,
+    /// Response bytes buffered per HTTP/2 stream before the app's send waits.
+    #[arg(long, default_value_t = 409_600, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub http2_max_send_buffer_size: u64,
     /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -264,6 +307,21 @@ impl Cli {
         c.ws.ping_interval = self.ws_ping_interval;
         c.ws.ping_timeout = self.ws_ping_timeout;
         c.ws.per_message_deflate = !self.no_ws_per_message_deflate;
+        c.http2 = Http2Config {
+            enabled: !self.no_http2,
+            cleartext: self.http2_cleartext,
+            max_concurrent_streams: self.http2_max_concurrent_streams,
+            max_header_list_size: self.http2_max_header_list_size,
+            initial_stream_window_size: self.http2_initial_stream_window_size,
+            initial_connection_window_size: self.http2_initial_connection_window_size,
+            max_frame_size: self.http2_max_frame_size,
+            keep_alive_interval: self.http2_keep_alive_interval,
+            keep_alive_timeout: self.http2_keep_alive_timeout,
+            max_requests: self.http2_max_requests,
+            max_pending_accept_reset_streams: self.http2_max_pending_accept_reset_streams,
+            max_local_error_reset_streams: self.http2_max_local_error_reset_streams,
+            max_send_buffer_size: self.http2_max_send_buffer_size as usize,
+        };
         if let (Some(cert), Some(key)) = (&self.ssl_cert, &self.ssl_key) {
             let mut t = TlsConfig::new(cert, key);
             t.ca = self.ssl_ca.clone();
@@ -683,7 +741,7 @@ fn init_logging(level: &str) {
     // rustls warns about every alert a client provokes (a refused renegotiation, say): that is
     // the client's business, so it is kept out of the log unless asked for with RUST_LOG.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rustls=error")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rustls=error,h2=info")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -804,6 +862,70 @@ mod tests {
         let e = parse(&["--proxy-allow-from", "10.0.0.0/40"]).unwrap_err();
         assert!(e.contains("10.0.0.0/40"), "{e}");
         assert!(parse(&["--proxy-allow-from", "proxy.example"]).is_err());
+    }
+
+    #[test]
+    fn http2_flags() {
+        let c = parse(&[]).unwrap();
+        let d = Http2Config::default();
+        assert!(c.http2.enabled);
+        assert_eq!(c.http2.cleartext, H2Cleartext::Both);
+        assert_eq!(c.http2.max_concurrent_streams, d.max_concurrent_streams);
+        assert_eq!(c.http2.max_header_list_size, d.max_header_list_size);
+        assert_eq!(
+            c.http2.initial_stream_window_size,
+            d.initial_stream_window_size
+        );
+        assert_eq!(
+            c.http2.initial_connection_window_size,
+            d.initial_connection_window_size
+        );
+        assert_eq!(c.http2.max_frame_size, d.max_frame_size);
+        assert_eq!(c.http2.keep_alive_interval, d.keep_alive_interval);
+        assert_eq!(c.http2.keep_alive_timeout, d.keep_alive_timeout);
+        assert_eq!(c.http2.max_requests, d.max_requests);
+        assert_eq!(
+            c.http2.max_pending_accept_reset_streams,
+            d.max_pending_accept_reset_streams
+        );
+        assert_eq!(
+            c.http2.max_local_error_reset_streams,
+            d.max_local_error_reset_streams
+        );
+        assert_eq!(c.http2.max_send_buffer_size, d.max_send_buffer_size);
+        for (arg, mode) in [
+            ("off", H2Cleartext::Off),
+            ("prior-knowledge", H2Cleartext::PriorKnowledge),
+            ("upgrade", H2Cleartext::Upgrade),
+            ("both", H2Cleartext::Both),
+        ] {
+            assert_eq!(
+                parse(&["--http2-cleartext", arg]).unwrap().http2.cleartext,
+                mode
+            );
+        }
+        let e = parse(&["--http2-cleartext", "yes"]).unwrap_err();
+        assert!(e.contains("off, prior-knowledge, upgrade or both"), "{e}");
+        assert!(!parse(&["--no-http2"]).unwrap().http2.enabled);
+        let c = parse(&[
+            "--http2-max-concurrent-streams",
+            "7",
+            "--http2-max-frame-size",
+            "32768",
+            "--http2-keep-alive-interval",
+            "10s",
+            "--http2-max-requests",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.http2.max_concurrent_streams, 7);
+        assert_eq!(c.http2.max_frame_size, 32768);
+        assert_eq!(c.http2.keep_alive_interval, Duration::from_secs(10));
+        assert_eq!(c.http2.max_requests, 0);
+        // Values h2 would panic on are refused by the parser.
+        assert!(parse(&["--http2-max-frame-size", "1000"]).is_err());
+        assert!(parse(&["--http2-initial-stream-window-size", "2147483648"]).is_err());
+        assert!(parse(&["--http2-max-concurrent-streams", "0"]).is_err());
     }
 
     #[test]

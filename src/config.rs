@@ -149,6 +149,114 @@ pub struct Config {
     /// TCP peers in these networks are refused at accept, like peers outside `allow_from`,
     /// even when `allow_from` lists them. Default empty.
     pub deny_from: Vec<Cidr>,
+    /// HTTP/2 settings.
+    pub http2: Http2Config,
+}
+
+/// How HTTP/2 may start on a cleartext (TCP or Unix socket) connection ("h2c").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum H2Cleartext {
+    /// Both ways (default).
+    #[default]
+    Both,
+    /// Never: cleartext connections speak HTTP/1.x only.
+    Off,
+    /// Only by prior knowledge: the connection starts with the HTTP/2 preface.
+    PriorKnowledge,
+    /// Only by `Upgrade: h2c` on an HTTP/1.1 request (RFC 7540 §3.2).
+    Upgrade,
+}
+
+impl H2Cleartext {
+    /// Whether a connection that starts with the HTTP/2 preface is served as HTTP/2.
+    pub fn prior_knowledge(self) -> bool {
+        matches!(self, H2Cleartext::Both | H2Cleartext::PriorKnowledge)
+    }
+
+    /// Whether `Upgrade: h2c` is honoured.
+    pub fn upgrade(self) -> bool {
+        matches!(self, H2Cleartext::Both | H2Cleartext::Upgrade)
+    }
+}
+
+impl std::str::FromStr for H2Cleartext {
+    type Err = Error;
+
+    /// `off`, `prior-knowledge`, `upgrade` or `both`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "off" => Ok(H2Cleartext::Off),
+            "prior-knowledge" => Ok(H2Cleartext::PriorKnowledge),
+            "upgrade" => Ok(H2Cleartext::Upgrade),
+            "both" => Ok(H2Cleartext::Both),
+            _ => Err(Error::new(format!(
+                "{s:?}: h2c is off, prior-knowledge, upgrade or both"
+            ))),
+        }
+    }
+}
+
+/// HTTP/2 settings. The limits bound what one connection can make the server hold: at most
+/// `max_concurrent_streams` requests at once, each with at most `initial_stream_window_size`
+/// unread request body bytes (and all of them together at most
+/// `initial_connection_window_size`), and `max_send_buffer_size` queued response bytes per
+/// stream.
+#[derive(Clone, Debug)]
+pub struct Http2Config {
+    /// Whether HTTP/2 is served at all (ALPN `h2` on TLS, h2c on cleartext). Default on.
+    pub enabled: bool,
+    /// How h2c may start on cleartext listeners (TCP and Unix). Never over TLS. Default both.
+    pub cleartext: H2Cleartext,
+    /// Most streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). Default
+    /// 100.
+    pub max_concurrent_streams: u32,
+    /// Largest request header list (SETTINGS_MAX_HEADER_LIST_SIZE; names, values and 32 bytes
+    /// per field, as RFC 9113 counts it). Default 65,536, the HTTP/1.1 `max_header_size`
+    /// default.
+    pub max_header_list_size: u32,
+    /// Request body bytes a client may send on one stream before the app reads them. Default
+    /// 256 KiB.
+    pub initial_stream_window_size: u32,
+    /// ... and on all streams of a connection together. Default 1 MiB.
+    pub initial_connection_window_size: u32,
+    /// Largest frame the server accepts (SETTINGS_MAX_FRAME_SIZE, 16,384 to 16,777,215).
+    /// Default 16,384.
+    pub max_frame_size: u32,
+    /// Time between PINGs to check that the client is alive; zero turns them off. Default off.
+    pub keep_alive_interval: std::time::Duration,
+    /// A connection whose PING is not answered within this is closed. Default 20 s.
+    pub keep_alive_timeout: std::time::Duration,
+    /// Requests (streams) served on one connection before the server sends GOAWAY; the
+    /// client then opens a new connection. 0 means unlimited. Default 10,000.
+    pub max_requests: u64,
+    /// Streams the client may open and reset before the app sees them; more is a
+    /// connection error (rapid reset, CVE-2023-44487). Default 20.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the server may reset because of the client's errors; more closes the
+    /// connection (ENHANCE_YOUR_CALM). Default 1024.
+    pub max_local_error_reset_streams: usize,
+    /// Response bytes buffered per stream in the HTTP/2 layer. Default 400 KiB.
+    pub max_send_buffer_size: usize,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Http2Config {
+            enabled: true,
+            cleartext: H2Cleartext::Both,
+            max_concurrent_streams: 100,
+            max_header_list_size: 65_536,
+            initial_stream_window_size: 256 * 1024,
+            initial_connection_window_size: 1024 * 1024,
+            max_frame_size: 16_384,
+            keep_alive_interval: std::time::Duration::ZERO,
+            keep_alive_timeout: std::time::Duration::from_secs(20),
+            max_requests: 10_000,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+            max_send_buffer_size: 400 * 1024,
+        }
+    }
 }
 
 /// WebSocket settings.
@@ -215,6 +323,7 @@ impl Default for Config {
             proxy_allow_from: crate::access::default_proxy_allow_from(),
             allow_from: Vec::new(),
             deny_from: Vec::new(),
+            http2: Http2Config::default(),
         }
     }
 }

@@ -4,6 +4,11 @@
 //! status code and [`Reject::response`] to the bytes written before the connection is closed.
 //! A reject is only written while no response has started on the connection; afterwards the
 //! connection is just closed.
+//!
+//! On HTTP/2 the same rejects apply per stream: [`Reject::status`] and [`Reject::body`] make the
+//! stream's response while none has started, and [`Reject::h2_reason`] is the RST_STREAM code
+//! once one has (faults of the framing itself are the `h2` crate's, which resets the stream
+//! or the connection as RFC 9113 says).
 
 use std::fmt;
 
@@ -22,7 +27,8 @@ pub enum Reject {
     BodyTooLarge,
     /// The header section did not arrive in time (408).
     Timeout,
-    /// A transfer coding other than `chunked` (501).
+    /// A transfer coding other than `chunked`, or an HTTP/2 extended CONNECT (RFC 8441) for a
+    /// protocol other than `websocket` (501).
     NotImplemented,
     /// An HTTP version other than 1.0 and 1.1 (505).
     VersionNotSupported,
@@ -55,6 +61,46 @@ impl Reject {
         }
     }
 
+    /// The short `text/plain` body of the refusal: the reason phrase and a newline.
+    pub fn body(self) -> String {
+        format!("{}\n", crate::proto::h1::encode::reason(self.status()))
+    }
+
+    /// The status of this reject on an HTTP/2 stream. The same as [`Reject::status`], except
+    /// that a WebSocket version refusal is a 400 there: a 426 must carry an `Upgrade` field
+    /// (RFC 9110 §15.5.22), which HTTP/2 forbids, and RFC 6455 §4.4 answers an unsupported
+    /// version with a 400 and `Sec-WebSocket-Version` itself.
+    pub fn h2_status(self) -> u16 {
+        match self {
+            Reject::WebsocketVersion => 400,
+            other => other.status(),
+        }
+    }
+
+    /// The body of this reject on an HTTP/2 stream (the reason phrase of [`Reject::h2_status`]).
+    pub fn h2_body(self) -> String {
+        format!("{}\n", crate::proto::h1::encode::reason(self.h2_status()))
+    }
+
+    /// The header field the refusal carries besides its content type and length, if any.
+    pub fn extra_field(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Reject::Unavailable => Some(("retry-after", "5")),
+            Reject::WebsocketVersion => Some(("sec-websocket-version", "13")),
+            _ => None,
+        }
+    }
+
+    /// The HTTP/2 RST_STREAM code that ends a stream refused after its response started.
+    pub fn h2_reason(self) -> h2::Reason {
+        match self {
+            Reject::BadRequest(_) => h2::Reason::PROTOCOL_ERROR,
+            Reject::BodyTooLarge | Reject::Timeout => h2::Reason::CANCEL,
+            Reject::Unavailable => h2::Reason::REFUSED_STREAM,
+            _ => h2::Reason::INTERNAL_ERROR,
+        }
+    }
+
     /// The full response (head and a short text body), always with `Connection: close`.
     pub fn response(self, date: &[u8]) -> Vec<u8> {
         let status = self.status();
@@ -68,10 +114,11 @@ impl Reject {
         out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
         out.extend_from_slice(itoa::Buffer::new().format(body.len() + 1).as_bytes());
         out.extend_from_slice(b"\r\nconnection: close\r\n");
-        match self {
-            Reject::Unavailable => out.extend_from_slice(b"retry-after: 5\r\n"),
-            Reject::WebsocketVersion => out.extend_from_slice(b"sec-websocket-version: 13\r\n"),
-            _ => {}
+        if let Some((name, value)) = self.extra_field() {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(date);
@@ -154,6 +201,12 @@ mod tests {
         assert_eq!(Reject::NotImplemented.status(), 501);
         assert_eq!(Reject::Unavailable.status(), 503);
         assert_eq!(Reject::WebsocketVersion.status(), 426);
+        assert_eq!(Reject::BodyTooLarge.body(), "Content Too Large\n");
+        assert_eq!(Reject::AppError.h2_reason(), h2::Reason::INTERNAL_ERROR);
+        assert_eq!(Reject::BodyTooLarge.h2_reason(), h2::Reason::CANCEL);
+        assert_eq!(Reject::WebsocketVersion.h2_status(), 400);
+        assert_eq!(Reject::WebsocketVersion.h2_body(), "Bad Request\n");
+        assert_eq!(Reject::NotImplemented.h2_status(), 501);
     }
 
     #[test]

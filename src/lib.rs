@@ -1,7 +1,8 @@
 #![warn(missing_docs)]
 //! # pagi-server
 //!
-//! A server for [PAGI](pagi) apps: HTTP/1.1 (its own engine on `httparse`), lifespan, TCP (v4 and
+//! A server for [PAGI](pagi) apps: HTTP/1.1 (its own engine on `httparse`), HTTP/2 (on the
+//! `h2` crate: ALPN `h2` on TLS, h2c by prior knowledge or `Upgrade`), lifespan, TCP (v4 and
 //! v6) and Unix-socket listeners, the PROXY protocol ([`proxy_protocol`]) and allow/deny lists
 //! ([`access`]), graceful shutdown, and the `pagi-server` command line.
 //!
@@ -51,6 +52,6 @@ pub mod tls;
 #[cfg(target_os = "linux")]
 pub(crate) mod workers;
 
-pub use config::{Config, LifespanMode, ProxyProtocol};
+pub use config::{Config, H2Cleartext, Http2Config, LifespanMode, ProxyProtocol};
 pub use error::Error;
 pub use server::{Builder, Handle, LocalAddr, Server};

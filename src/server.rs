@@ -122,7 +122,7 @@ impl<A: App> Builder<A> {
             .config
             .tls
             .as_ref()
-            .map(Tls::new)
+            .map(|t| Tls::new(t, self.config.http2.enabled))
             .transpose()?
             .map(Arc::new);
         let mut bound = Vec::new();
@@ -605,7 +605,12 @@ async fn serve_tls<S: Io, A: App>(io: S, mut peer: Peer, tls: Arc<Tls>, shared: 
     match tls.accept(io).await {
         Ok((stream, info)) => {
             peer.tls = Some(info);
-            h1::conn::serve(stream, shared, peer).await;
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                // Boxed: keeps the HTTP/2 driver's state out of HTTP/1.1 connections.
+                Box::pin(crate::proto::h2::conn::serve(stream, &shared, &peer, None)).await;
+            } else {
+                h1::conn::serve(stream, shared, peer).await;
+            }
         }
         Err(e) => tracing::debug!(client = ?peer.client, error = %e, "TLS handshake failed"),
     }

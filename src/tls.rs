@@ -79,9 +79,9 @@ impl TlsConfig {
     }
 }
 
-/// The ALPN protocols offered (HTTP/2 joins once it is implemented). `http/1.0` is listed so
-/// that HTTP/1.0 clients that use ALPN are not refused.
-const ALPN: &[&[u8]] = &[b"http/1.1", b"http/1.0"];
+/// The ALPN protocols offered, in the server's order of preference (`h2` only while HTTP/2 is
+/// on). `http/1.0` is listed so that HTTP/1.0 clients that use ALPN are not refused.
+const ALPN: &[&[u8]] = &[b"h2", b"http/1.1", b"http/1.0"];
 
 /// A loaded TLS setup: the acceptor plus what is needed to describe connections and reload.
 pub(crate) struct Tls {
@@ -109,7 +109,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 impl Tls {
     /// Loads and checks everything; errors name the file at fault.
-    pub(crate) fn new(cfg: &TlsConfig) -> Result<Tls, Error> {
+    pub(crate) fn new(cfg: &TlsConfig, http2: bool) -> Result<Tls, Error> {
         let provider = provider();
         let loaded = load_cert(&cfg.cert, &cfg.key, &provider)?;
         let certs = Arc::new(CertStore {
@@ -150,7 +150,11 @@ impl Tls {
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(certs.clone());
         config.session_storage = certs.clone();
-        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        config.alpn_protocols = ALPN
+            .iter()
+            .filter(|p| http2 || **p != b"h2")
+            .map(|p| p.to_vec())
+            .collect();
         Ok(Tls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             certs,

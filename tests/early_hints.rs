@@ -1,6 +1,7 @@
-//! `http.response.early_hint` (103 Early Hints, RFC 8297) on HTTP/1.x: the exact bytes on the
-//! wire (raw sockets), the errors `send` reports, how a 103 mixes with keep-alive, HEAD and
-//! `Expect: 100-continue`, and real clients (`curl`, Python `httpx`) against the demo route.
+//! `http.response.early_hint` (103 Early Hints, RFC 8297) on HTTP/1.x and HTTP/2: the exact
+//! bytes on the wire (raw sockets), the errors `send` reports, how a 103 mixes with keep-alive,
+//! HEAD and `Expect: 100-continue`, the 103 HEADERS frames on HTTP/2, and real clients (`curl`,
+//! `nghttp`, Python `httpx` and `h2`) against the demo route.
 
 mod common;
 use common::*;
@@ -652,4 +653,222 @@ with httpx.Client(timeout=10) as c:
     );
     let line = "200 HTTP/1.1 </style.css>; rel=preload; as=style 135\n";
     assert_eq!(String::from_utf8_lossy(&out.stdout), line.repeat(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/2
+// ---------------------------------------------------------------------------------------------
+
+/// Sends GET `path` with the `h2` client; returns the informational responses (status and
+/// fields, in order), then the final status, its fields and the body.
+async fn h2_get(
+    srv: &TestServer,
+    path: &str,
+) -> (Vec<(u16, http::HeaderMap)>, u16, http::HeaderMap, Vec<u8>) {
+    let tcp = tokio::net::TcpStream::connect(srv.addr()).await.unwrap();
+    let (c, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let mut c = c.ready().await.unwrap();
+    let req = http::Request::get(format!("http://t{path}"))
+        .body(())
+        .unwrap();
+    let (mut resp, _) = c.send_request(req, true).unwrap();
+    let mut infos = Vec::new();
+    let fin = tokio::time::timeout(WAIT, async {
+        loop {
+            match std::future::poll_fn(|cx| resp.poll_informational(cx)).await {
+                Some(Ok(r)) => infos.push((r.status().as_u16(), r.headers().clone())),
+                Some(Err(e)) => panic!("{e}"),
+                None => break,
+            }
+        }
+        resp.await.unwrap()
+    })
+    .await
+    .expect("a response in time");
+    let (parts, mut body) = fin.into_parts();
+    let mut bytes = Vec::new();
+    while let Some(d) = body.data().await {
+        bytes.extend_from_slice(&d.unwrap());
+    }
+    conn.abort();
+    (infos, parts.status.as_u16(), parts.headers, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn http2_hints_are_103_headers_before_the_response() {
+    let (tx_out, rx_out) = mpsc::channel();
+    let tx_out = Arc::new(Mutex::new(tx_out));
+    let app = http_app(move |s, _rx, tx| {
+        let out = tx_out.clone();
+        async move {
+            let mut results = vec![s.extensions.early_hint.to_string()];
+            let first = Headers::new().with("Link", LINK).with("X-Hint", "one");
+            results.push(format!("{:?}", tx.send(SendEvent::early_hint(first)).await));
+            let refused = Headers::new().with("transfer-encoding", "chunked");
+            let r = tx.send(SendEvent::early_hint(refused)).await;
+            results.push(format!("invalid {}", r.is_err_and(|e| e.is_invalid())));
+            results.push(format!("{:?}", tx.send(hint()).await));
+            for e in ok_response() {
+                tx.send(e).await?;
+            }
+            let r = tx.send(hint()).await;
+            results.push(format!(
+                "out of order {}",
+                r.is_err_and(|e| e.is_out_of_order())
+            ));
+            out.lock().unwrap().send(results).unwrap();
+            Ok(())
+        }
+    });
+    let srv = serve(app, cfg);
+    let (infos, status, headers, body) = h2_get(&srv, "/").await;
+    assert_eq!(
+        rx_out.recv_timeout(WAIT).unwrap(),
+        [
+            "true",
+            "Ok(())",
+            "invalid true",
+            "Ok(())",
+            "out of order true"
+        ]
+    );
+    assert_eq!(infos.len(), 2, "{infos:?}");
+    assert_eq!(infos[0].0, 103);
+    let fields: Vec<(&str, &str)> = infos[0]
+        .1
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+        .collect();
+    assert_eq!(
+        fields,
+        [("link", LINK), ("x-hint", "one")],
+        "names lowercased"
+    );
+    assert_eq!(infos[1].0, 103);
+    assert_eq!(infos[1].1["link"], LINK);
+    assert_eq!(infos[1].1.len(), 1);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-length"], "2");
+    assert_eq!(body, b"ok");
+}
+
+#[test]
+fn nghttp_shows_the_103_headers_without_end_stream_then_200_then_data() {
+    let ok = Command::new("nghttp")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nghttp is required when CI is set (apt-get install nghttp2-client)"
+        );
+        eprintln!("SKIP: nghttp is not installed");
+        return;
+    }
+    let srv = serve(pagi_server::demo::app, cfg);
+    let out = Command::new("nghttp")
+        .args(["-v", &srv.url("/early-hints?ms=20")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // nghttp prints a HEADERS frame's fields, then the frame; keep the stream-13 lines.
+    let lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+        .filter(|l| l.starts_with("recv") && l.contains("stream_id=13"))
+        .filter(|l| !l.contains(" date: ") && !l.contains(" server: "))
+        .map(|l| match l.split_once("<length=") {
+            // A HEADERS frame's length depends on HPACK's state; its flags are the point.
+            Some((head, rest)) if head.contains("HEADERS") => {
+                format!("{head}<{}", rest.split_once(", ").map_or(rest, |r| r.1))
+            }
+            _ => l.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "recv (stream_id=13) :status: 103",
+            "recv (stream_id=13) link: </style.css>; rel=preload; as=style",
+            "recv HEADERS frame <flags=0x04, stream_id=13>",
+            "recv (stream_id=13) :status: 200",
+            "recv (stream_id=13) content-type: text/html; charset=utf-8",
+            "recv (stream_id=13) link: </style.css>; rel=preload; as=style",
+            "recv (stream_id=13) content-length: 135",
+            "recv HEADERS frame <flags=0x04, stream_id=13>",
+            "recv DATA frame <length=135, flags=0x01, stream_id=13>",
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn python_h2_raw_sees_the_103_frame() {
+    let ok = Command::new("python3")
+        .args(["-c", "import h2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 with the `h2` package is required when CI is set (pip install h2)"
+        );
+        eprintln!("SKIP: python3 with the `h2` package is not available");
+        return;
+    }
+    let srv = serve(pagi_server::demo::app, cfg);
+    let script = r#"
+import socket, sys
+import h2.connection, h2.config, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+c.initiate_connection()
+c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/early-hints"),
+                   (":authority", "t")], end_stream=True)
+s.sendall(c.data_to_send())
+done = False
+while not done:
+    data = s.recv(65536)
+    if not data:
+        break
+    for e in c.receive_data(data):
+        if isinstance(e, h2.events.InformationalResponseReceived):
+            print("informational", dict(e.headers)[":status"], dict(e.headers)["link"])
+        elif isinstance(e, h2.events.ResponseReceived):
+            print("response", dict(e.headers)[":status"], e.stream_ended is not None)
+        elif isinstance(e, h2.events.DataReceived):
+            c.acknowledge_received_data(e.flow_controlled_length, 1)
+            print("data", len(e.data))
+        elif isinstance(e, h2.events.StreamEnded):
+            print("ended")
+            done = True
+    s.sendall(c.data_to_send())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &srv.addr().port().to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "informational 103 </style.css>; rel=preload; as=style\nresponse 200 False\ndata 135\nended\n"
+    );
 }

@@ -11,7 +11,7 @@ use pagi::{
     App, BoxError, Bytes, Headers, Message, ReceiveEvent, Receiver, ResponseBody, Scope, SendEvent,
     Sender,
 };
-use pagi_server::{Config, LifespanMode};
+use pagi_server::{Config, H2Cleartext, LifespanMode};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -894,7 +894,9 @@ fn bad_handshakes_never_reach_the_app() {
 
 #[test]
 fn upgrade_h2c_stays_http() {
-    let (srv, log) = serve_steps(vec![], |_| {});
+    // `Upgrade: h2c` is not a WebSocket handshake. With h2c upgrades on (the default) it becomes
+    // HTTP/2 (tests/h2.rs); with them off it is a plain `http` request.
+    let (srv, log) = serve_steps(vec![], |c| c.http2.cleartext = H2Cleartext::PriorKnowledge);
     let got = srv.raw(
         b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n\
           HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: close\r\n\r\n",

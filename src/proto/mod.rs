@@ -1,4 +1,5 @@
 //! Protocol engines.
 
 pub mod h1;
+pub mod h2;
 pub(crate) mod ws;

@@ -21,8 +21,11 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::decode::{Decoded, Decoder};
 use super::exchange::{Continue, Exchange, RequestInfo, Resp};
 use super::parse::{parse_head, BodyFraming, RequestHead};
+use super::sse::{poll_sse_keepalive, SseTarget};
 use crate::error::Reject;
-use crate::io::Io;
+use crate::io::{Io, Prefixed};
+use crate::proto::h2;
+use crate::proto::h2::upgrade::{self, detect_preface, splice, splice_point, Preface};
 use crate::proto::ws::{self, handshake};
 use crate::server::{Peer, Shared};
 
@@ -42,6 +45,13 @@ enum Next {
     Close,
     /// Close after a lingering read, so the client sees the response before a reset.
     Linger,
+}
+
+/// What a connection's next bytes are.
+enum Start {
+    Request(RequestHead),
+    /// The HTTP/2 preface (h2c by prior knowledge).
+    H2,
 }
 
 /// Serves one connection until it closes.
@@ -86,7 +96,13 @@ impl<I: Io, A: App> Conn<I, A> {
     async fn run(&mut self) -> bool {
         loop {
             let head = match self.read_head().await {
-                Ok(Some(head)) => head,
+                Ok(Some(Start::Request(head))) => head,
+                Ok(Some(Start::H2)) => {
+                    let io = Prefixed::new(self.read_buf.split().freeze(), &mut self.io);
+                    // Boxed: keeps the HTTP/2 driver's state out of every HTTP/1.1 connection.
+                    Box::pin(h2::conn::serve(io, &self.shared, &self.peer, None)).await;
+                    return false;
+                }
                 Ok(None) => return false,
                 Err(reject) => {
                     tracing::debug!(client = ?self.peer.client, %reject, "refused request");
@@ -105,7 +121,7 @@ impl<I: Io, A: App> Conn<I, A> {
 
     /// Reads until a complete request head is buffered. `Ok(None)`: close quietly (EOF, idle
     /// timeout, shutdown while idle).
-    async fn read_head(&mut self) -> Result<Option<RequestHead>, Reject> {
+    async fn read_head(&mut self) -> Result<Option<Start>, Reject> {
         let cfg = &self.shared.config;
         let idle = if self.served == 0 {
             cfg.timeout_header_read
@@ -125,8 +141,20 @@ impl<I: Io, A: App> Conn<I, A> {
                         Instant::now() + self.shared.config.timeout_header_read
                     });
                 }
-                if let Some(head) = parse_head(&mut self.read_buf, &self.shared.config.head)? {
-                    return Ok(Some(head));
+                let preface = if self.served == 0 && self.h2_prior_knowledge() {
+                    detect_preface(&self.read_buf)
+                } else {
+                    Preface::No
+                };
+                match preface {
+                    Preface::Yes => return Ok(Some(Start::H2)),
+                    Preface::NeedMore => {}
+                    Preface::No => {
+                        let limits = &self.shared.config.head;
+                        if let Some(head) = parse_head(&mut self.read_buf, limits)? {
+                            return Ok(Some(Start::Request(head)));
+                        }
+                    }
                 }
             }
             let waiting_idle = self.read_buf.is_empty() && head_deadline.is_none();
@@ -175,6 +203,78 @@ impl<I: Io, A: App> Conn<I, A> {
         Poll::Pending
     }
 
+    /// Whether a connection that starts with the HTTP/2 preface is HTTP/2 (cleartext only).
+    fn h2_prior_knowledge(&self) -> bool {
+        let h2 = &self.shared.config.http2;
+        h2.enabled && h2.cleartext.prior_knowledge() && self.peer.tls.is_none()
+    }
+
+    /// Whether an `Upgrade: h2c` request is honoured (cleartext only, never over TLS).
+    fn h2_upgrade(&self) -> bool {
+        let h2 = &self.shared.config.http2;
+        h2.enabled && h2.cleartext.upgrade() && self.peer.tls.is_none()
+    }
+
+    /// Switches to HTTP/2 for an `Upgrade: h2c` request: reads its body (bounded by
+    /// `check_upgrade`), answers 101, splices stream 1 into what the client sends next and
+    /// serves HTTP/2 over the connection (see `proto::h2::upgrade`).
+    async fn upgrade_h2(&mut self, head: RequestHead, frame: bytes::Bytes) -> Next {
+        let cfg = &self.shared.config;
+        let want = match head.framing {
+            BodyFraming::Length(n) => n as usize,
+            _ => 0,
+        };
+        let deadline = Instant::now() + cfg.timeout_header_read;
+        while self.read_buf.len() < want {
+            self.read_buf.reserve(want - self.read_buf.len());
+            match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.read_buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Next::Close,
+            }
+        }
+        let body = self.read_buf.split_to(want).freeze();
+        let switching =
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n";
+        let wrote = tokio::time::timeout(REJECT_TIMEOUT, async {
+            self.io.write_all(switching).await?;
+            self.io.flush().await
+        })
+        .await;
+        if !matches!(wrote, Ok(Ok(()))) {
+            return Next::Close;
+        }
+        let at = loop {
+            match splice_point(&self.read_buf) {
+                Ok(Some(at)) => break at,
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::debug!(client = ?self.peer.client, "h2c upgrade: {why}");
+                    return Next::Close;
+                }
+            }
+            self.read_buf.reserve(READ_CHUNK);
+            match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.read_buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Next::Close,
+            }
+        };
+        let spliced = splice(&self.read_buf, at, &frame);
+        self.read_buf.clear();
+        let upgraded = h2::conn::Upgraded {
+            content_length: (want > 0).then(|| bytes::Bytes::from(want.to_string())),
+            body,
+        };
+        let io = Prefixed::new(spliced, &mut self.io);
+        Box::pin(h2::conn::serve(
+            io,
+            &self.shared,
+            &self.peer,
+            Some(upgraded),
+        ))
+        .await;
+        Next::Close
+    }
+
     fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         poll_deadline(&mut self.timer, cx, deadline)
     }
@@ -201,6 +301,19 @@ impl<I: Io, A: App> Conn<I, A> {
                     Next::Linger
                 }
             };
+        }
+        if self.h2_upgrade() && upgrade::asks_h2c(&head) {
+            let max_frame = self.shared.config.http2.max_frame_size as usize;
+            let checked = upgrade::check_upgrade(&head).and_then(|()| {
+                upgrade::headers_frame(&head, max_frame)
+                    .ok_or("request head too large for one frame")
+            });
+            match checked {
+                Ok(frame) => return self.upgrade_h2(head, frame).await,
+                Err(why) => {
+                    tracing::debug!(client = ?self.peer.client, "h2c upgrade ignored, serving HTTP/1.1: {why}");
+                }
+            }
         }
         let cfg = &self.shared.config;
         let max_body = cfg.max_body_size;
@@ -382,7 +495,7 @@ impl<I: Io, A: App> Conn<I, A> {
                 } else if shutdown.as_mut().poll(cx).is_ready() {
                     st.sse_end(true);
                 }
-                poll_sse_keepalive(cx, &mut st, &mut ctx.keepalive_timer);
+                poll_sse_keepalive(cx, &mut *st, &mut ctx.keepalive_timer);
             }
             if matches!(st.resp, Resp::Pending { .. }) {
                 // The app yielded (or ended) after the start without completing the body: the
@@ -656,37 +769,13 @@ fn read_some<I: Io>(
 }
 
 /// Whether the request asks for an event stream (`Accept` lists `text/event-stream`).
-fn wants_event_stream(headers: &pagi::Headers) -> bool {
+pub(crate) fn wants_event_stream(headers: &pagi::Headers) -> bool {
     headers.get_all("accept").any(|v| {
         v.split(|&b| b == b',').any(|item| {
             let media = item.split(|&b| b == b';').next().unwrap_or(&[]);
             super::parse::trim(media).eq_ignore_ascii_case(b"text/event-stream")
         })
     })
-}
-
-/// Writes the SSE keepalive comment when the stream has been quiet for its interval, and keeps
-/// the timer armed for the next one.
-fn poll_sse_keepalive(
-    cx: &mut Context<'_>,
-    st: &mut super::exchange::St,
-    timer: &mut Option<Pin<Box<Sleep>>>,
-) {
-    loop {
-        let Some(due) = st.sse.as_ref().and_then(|s| s.keepalive_due()) else {
-            return;
-        };
-        let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if t.deadline() != due {
-            t.as_mut().reset(due);
-        }
-        if t.as_mut().poll(cx).is_pending() {
-            return;
-        }
-        if !st.sse_keepalive(Instant::now()) {
-            return;
-        }
-    }
 }
 
 /// Ready once `deadline` has passed. The timer is only moved when the deadline gets earlier, so

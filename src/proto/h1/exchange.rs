@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use super::encode::{self, Framing, HeadParts};
-use super::sse::SseState;
+use super::sse::{SseState, SseTarget};
 use super::write::WriteBuf;
 
 /// The shared state; see the module docs.
@@ -299,39 +299,11 @@ impl St {
         if !matches!(self.resp, Resp::Init) {
             return Err(Error::out_of_order("http.response.start sent twice"));
         }
-        if !(200..=999).contains(&status) {
-            return Err(Error::invalid(format!(
-                "status {status} is not a final status (200-999)"
-            )));
+        let checked = check_start(status, &headers, self.info().connect)?;
+        if checked.close {
+            self.keep_alive = false;
         }
-        if self.info().connect && (200..300).contains(&status) {
-            // RFC 9110 §9.3.6: a 2xx makes the connection a tunnel.
-            return Err(Error::unsupported(
-                "a 2xx answer to CONNECT would open a tunnel, which pagi-server does not support",
-            ));
-        }
-        check_headers(&headers)?;
-        let mut length = None;
-        for (n, v) in &headers {
-            if n.eq_ignore_ascii_case(b"content-length") {
-                let parsed = std::str::from_utf8(v)
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok());
-                match (parsed, length) {
-                    (None, _) => return Err(Error::invalid("content-length is not a number")),
-                    (Some(a), Some(b)) if a != b => {
-                        return Err(Error::invalid("conflicting content-length headers"))
-                    }
-                    (Some(a), _) => length = Some(a),
-                }
-            } else if n.eq_ignore_ascii_case(b"connection")
-                && v.split(|&b| b == b',')
-                    .any(|t| super::parse::trim(t).eq_ignore_ascii_case(b"close"))
-            {
-                self.keep_alive = false;
-            }
-        }
+        let length = checked.length;
         self.resp = Resp::Pending {
             status,
             headers,
@@ -342,35 +314,7 @@ impl St {
     }
 
     pub(crate) fn response_body(&mut self, b: ResponseBody) -> Result<(), Error> {
-        let (bytes, file, more) = if let Some(path) = b.file {
-            if !b.bytes.is_empty() {
-                return Err(Error::invalid(
-                    "http.response.body takes body or file, not both",
-                ));
-            }
-            if !path.is_absolute() {
-                return Err(Error::invalid(
-                    "http.response.body file must be an absolute path",
-                ));
-            }
-            let f = std::fs::File::open(&path)
-                .map_err(|e| Error::io(format!("cannot open {}: {e}", path.display())))?;
-            let size = f
-                .metadata()
-                .map_err(|e| Error::io(format!("cannot stat {}: {e}", path.display())))?
-                .len();
-            let start = b.offset.min(size);
-            let n = b.length.map_or(size - start, |l| l.min(size - start));
-            if start > 0 {
-                use std::io::Seek;
-                let mut f2 = &f;
-                f2.seek(std::io::SeekFrom::Start(start))
-                    .map_err(|e| Error::io(format!("cannot seek {}: {e}", path.display())))?;
-            }
-            (Bytes::new(), Some((f, n)), false)
-        } else {
-            (b.bytes, None, b.more)
-        };
+        let (bytes, file, more) = body_parts(b)?;
         let len = bytes.len() as u64 + file.as_ref().map_or(0, |f| f.1);
         match self.resp {
             Resp::Init => {
@@ -529,6 +473,101 @@ impl St {
     }
 }
 
+/// What [`check_start`] found in a valid `http.response.start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StartChecked {
+    /// The app's `content-length`, if it set one.
+    pub(crate) length: Option<u64>,
+    /// The app set `Connection: close` (meaningful on HTTP/1.x only).
+    pub(crate) close: bool,
+}
+
+/// The checks every `http.response.start` gets, on every HTTP version (HTTP/1.x here, HTTP/2 in
+/// `proto::h2`), so that an app sees the same failures whichever protocol the client speaks:
+/// a final status (200-999), no 2xx to CONNECT, valid header names and values
+/// ([`check_headers`]), and `content-length` fields that are numbers and agree.
+pub(crate) fn check_start(
+    status: u16,
+    headers: &Headers,
+    connect: bool,
+) -> Result<StartChecked, Error> {
+    if !(200..=999).contains(&status) {
+        return Err(Error::invalid(format!(
+            "status {status} is not a final status (200-999)"
+        )));
+    }
+    if connect && (200..300).contains(&status) {
+        // RFC 9110 §9.3.6: a 2xx makes the connection a tunnel.
+        return Err(Error::unsupported(
+            "a 2xx answer to CONNECT would open a tunnel, which pagi-server does not support",
+        ));
+    }
+    check_headers(headers)?;
+    let mut out = StartChecked {
+        length: None,
+        close: false,
+    };
+    for (n, v) in headers {
+        if n.eq_ignore_ascii_case(b"content-length") {
+            let parsed = std::str::from_utf8(v)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok());
+            match (parsed, out.length) {
+                (None, _) => return Err(Error::invalid("content-length is not a number")),
+                (Some(a), Some(b)) if a != b => {
+                    return Err(Error::invalid("conflicting content-length headers"))
+                }
+                (Some(a), _) => out.length = Some(a),
+            }
+        } else if n.eq_ignore_ascii_case(b"connection")
+            && v.split(|&b| b == b',')
+                .any(|t| super::parse::trim(t).eq_ignore_ascii_case(b"close"))
+        {
+            out.close = true;
+        }
+    }
+    Ok(out)
+}
+
+/// The pieces of an `http.response.body` event, checked the same way on every HTTP version:
+/// bytes, or an opened file (seeked to `offset`) with the byte count to send from it (a file
+/// always ends the body), and `more`.
+#[allow(clippy::type_complexity)]
+pub(crate) fn body_parts(
+    b: ResponseBody,
+) -> Result<(Bytes, Option<(std::fs::File, u64)>, bool), Error> {
+    if let Some(path) = b.file {
+        if !b.bytes.is_empty() {
+            return Err(Error::invalid(
+                "http.response.body takes body or file, not both",
+            ));
+        }
+        if !path.is_absolute() {
+            return Err(Error::invalid(
+                "http.response.body file must be an absolute path",
+            ));
+        }
+        let f = std::fs::File::open(&path)
+            .map_err(|e| Error::io(format!("cannot open {}: {e}", path.display())))?;
+        let size = f
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}: {e}", path.display())))?
+            .len();
+        let start = b.offset.min(size);
+        let n = b.length.map_or(size - start, |l| l.min(size - start));
+        if start > 0 {
+            use std::io::Seek;
+            let mut f2 = &f;
+            f2.seek(std::io::SeekFrom::Start(start))
+                .map_err(|e| Error::io(format!("cannot seek {}: {e}", path.display())))?;
+        }
+        Ok((Bytes::new(), Some((f, n)), false))
+    } else {
+        Ok((b.bytes, None, b.more))
+    }
+}
+
 /// The check every response header list gets before it is written: a field whose name is not
 /// a token or whose value holds CR, LF or NUL makes `send` fail (invalid), naming the field.
 pub(crate) fn check_headers(headers: &Headers) -> Result<(), Error> {
@@ -615,16 +654,40 @@ impl Source for Exchange {
             return polled;
         }
         // An sse scope: the same events under their sse names.
-        polled.map_ok(|ev| match ev {
-            ReceiveEvent::HttpRequest { body, more } => ReceiveEvent::SseRequest { body, more },
-            _ => ReceiveEvent::SseDisconnect {
-                reason: match (&st.disconnected, &st.sse) {
-                    (Some(r), _) => r.clone(),
-                    (None, Some(sse)) if sse.shutdown => DisconnectReason::ServerShutdown,
-                    _ => DisconnectReason::Custom("x-closed".into()),
-                },
-            },
+        polled.map_ok(|ev| {
+            super::sse::sse_receive_event(ev, st.disconnected.as_ref(), st.sse.as_ref())
         })
+    }
+}
+
+impl SseTarget for St {
+    fn sse_mut(&mut self) -> Option<&mut SseState> {
+        self.sse.as_mut()
+    }
+
+    fn start_response(
+        &mut self,
+        status: u16,
+        headers: Headers,
+        trailers: bool,
+    ) -> Result<(), Error> {
+        St::start_response(self, status, headers, trailers)
+    }
+
+    fn encode_pending_head(&mut self, final_len: Option<u64>) {
+        St::encode_pending_head(self, final_len);
+    }
+
+    fn response_body(&mut self, body: ResponseBody) -> Result<(), Error> {
+        St::response_body(self, body)
+    }
+
+    fn response_done(&self) -> bool {
+        St::response_done(self)
+    }
+
+    fn no_keep_alive(&mut self) {
+        self.keep_alive = false;
     }
 }
 

@@ -433,7 +433,7 @@ fn split_target(method: &Method, target: &Bytes) -> Result<(Bytes, Bytes, Option
 }
 
 /// Percent-decodes a path; without `%` it is shared, not copied.
-fn decode_path(raw: &Bytes) -> Path {
+pub(crate) fn decode_path(raw: &Bytes) -> Path {
     if !raw.contains(&b'%') {
         return Path::from_decoded(raw.clone());
     }
@@ -442,7 +442,7 @@ fn decode_path(raw: &Bytes) -> Path {
 }
 
 /// A Host value: reg-name, IPv4 or a bracketed IP literal, with an optional port; may be empty.
-fn valid_host(v: &[u8]) -> bool {
+pub(crate) fn valid_host(v: &[u8]) -> bool {
     v.iter().all(|&b| {
         b.is_ascii_alphanumeric()
             || matches!(

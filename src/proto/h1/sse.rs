@@ -1,17 +1,19 @@
-//! Server-sent events on HTTP/1.x: the `sse` scope's events mapped onto the request's response
-//! (a streamed `text/event-stream` body), and the event-stream wire format.
+//! Server-sent events: the `sse` scope's events mapped onto the request's response (a
+//! streamed `text/event-stream` body), and the event-stream wire format. The mapping is
+//! written once against [`SseTarget`], which the HTTP/1.x request state and the HTTP/2 stream
+//! state both implement, so SSE behaves the same on both.
 //!
-//! `sse.start` writes the head at once (chunked on HTTP/1.1, close-delimited on 1.0); each
-//! `sse.send`/`sse.comment` becomes one body piece; `sse.close` ends the body. The decline path
-//! (`sse.http.response.*`) is a plain HTTP response on a connection that then closes. Whichever
-//! kind of send comes first wins; mixing them fails.
+//! `sse.start` writes the head at once (on HTTP/1.1 chunked, on 1.0 close-delimited, on HTTP/2
+//! DATA frames); each `sse.send`/`sse.comment` becomes one body piece; `sse.close` ends the
+//! body. The decline path (`sse.http.response.*`) is a plain HTTP response (on HTTP/1.x the
+//! connection then closes). Whichever kind of send comes first wins; mixing them fails.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pagi::{Error, Headers, ResponseBody, SendEvent};
+use pagi::{DisconnectReason, Error, Headers, ReceiveEvent, ResponseBody, SendEvent};
+use std::pin::Pin;
+use std::task::Context;
 use std::time::Duration;
-use tokio::time::Instant;
-
-use super::exchange::St;
+use tokio::time::{Instant, Sleep};
 
 /// What the app has done with the stream so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +52,31 @@ impl SseState {
     }
 }
 
-impl St {
+/// A request state that can carry an event stream: what the SSE mapping needs of it. The
+/// provided methods are the mapping itself.
+pub(crate) trait SseTarget {
+    /// The SSE state (`None`: not an `sse` scope).
+    fn sse_mut(&mut self) -> Option<&mut SseState>;
+    /// Accepts a response start, with the same checks as `http.response.start`.
+    fn start_response(
+        &mut self,
+        status: u16,
+        headers: Headers,
+        trailers: bool,
+    ) -> Result<(), Error>;
+    /// Commits a held head, framed for streaming (`final_len`: the whole body length when
+    /// known).
+    fn encode_pending_head(&mut self, final_len: Option<u64>);
+    /// Accepts a body piece, as `http.response.body`.
+    fn response_body(&mut self, body: ResponseBody) -> Result<(), Error>;
+    /// Whether the response is complete.
+    fn response_done(&self) -> bool;
+    /// The connection is not to be reused after this response (HTTP/1.x; no-op on HTTP/2).
+    fn no_keep_alive(&mut self);
+
     /// `send` for an `sse` scope.
-    pub(crate) fn accept_sse(&mut self, event: SendEvent) -> Result<(), Error> {
-        let Some(sse) = self.sse.as_mut() else {
+    fn accept_sse(&mut self, event: SendEvent) -> Result<(), Error> {
+        let Some(sse) = self.sse_mut() else {
             return Err(Error::unsupported("not an sse scope"));
         };
         if sse.closed {
@@ -71,7 +94,7 @@ impl St {
                 }
                 let headers = stream_headers(headers);
                 self.start_response(status, headers, false)?;
-                if let Some(sse) = self.sse.as_mut() {
+                if let Some(sse) = self.sse_mut() {
                     sse.kind = SseKind::Stream;
                     sse.last_write = Some(Instant::now());
                 }
@@ -118,8 +141,8 @@ impl St {
                     ));
                 }
                 self.start_response(status, headers, false)?;
-                self.keep_alive = false;
-                if let Some(sse) = self.sse.as_mut() {
+                self.no_keep_alive();
+                if let Some(sse) = self.sse_mut() {
                     sse.kind = SseKind::Declined;
                 }
                 Ok(())
@@ -141,7 +164,7 @@ impl St {
 
     /// One piece of the event stream.
     fn stream_piece(&mut self, bytes: Bytes) -> Result<(), Error> {
-        let Some(sse) = self.sse.as_mut() else {
+        let Some(sse) = self.sse_mut() else {
             return Err(Error::unsupported("not an sse scope"));
         };
         if sse.kind != SseKind::Stream {
@@ -156,8 +179,8 @@ impl St {
 
     /// Ends a stream the app left open: when the app returns (that is the same as `sse.close`)
     /// or the server shuts down (`shutdown`: the app's `receive` then says `server_shutdown`).
-    pub(crate) fn sse_end(&mut self, shutdown: bool) {
-        let Some(sse) = self.sse.as_mut() else {
+    fn sse_end(&mut self, shutdown: bool) {
+        let Some(sse) = self.sse_mut() else {
             return;
         };
         if sse.kind != SseKind::Stream || sse.closed {
@@ -168,13 +191,13 @@ impl St {
             reason: String::new(),
         });
         if shutdown {
-            self.keep_alive = false;
+            self.no_keep_alive();
         }
     }
 
     /// Writes the keepalive comment if it is due at `now`. Returns whether it wrote.
-    pub(crate) fn sse_keepalive(&mut self, now: Instant) -> bool {
-        let Some(sse) = self.sse.as_mut() else {
+    fn sse_keepalive(&mut self, now: Instant) -> bool {
+        let Some(sse) = self.sse_mut() else {
             return false;
         };
         let Some(due) = sse.keepalive_due() else {
@@ -188,6 +211,50 @@ impl St {
             Some(c) => self.stream_piece(c).is_ok(),
             None => false,
         }
+    }
+}
+
+/// Writes the keepalive comment when the stream has been quiet for its interval, and keeps
+/// the timer armed for the next one.
+pub(crate) fn poll_sse_keepalive<T: SseTarget>(
+    cx: &mut Context<'_>,
+    st: &mut T,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+) {
+    use std::future::Future;
+    loop {
+        let Some(due) = st.sse_mut().and_then(|s| s.keepalive_due()) else {
+            return;
+        };
+        let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if t.deadline() != due {
+            t.as_mut().reset(due);
+        }
+        if t.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        if !st.sse_keepalive(Instant::now()) {
+            return;
+        }
+    }
+}
+
+/// `receive` of an `sse` scope: the http events under their sse names. `disconnected`: why
+/// the client went away, if it did; `sse`: the stream's state.
+pub(crate) fn sse_receive_event(
+    ev: ReceiveEvent,
+    disconnected: Option<&DisconnectReason>,
+    sse: Option<&SseState>,
+) -> ReceiveEvent {
+    match ev {
+        ReceiveEvent::HttpRequest { body, more } => ReceiveEvent::SseRequest { body, more },
+        _ => ReceiveEvent::SseDisconnect {
+            reason: match (disconnected, sse) {
+                (Some(r), _) => r.clone(),
+                (None, Some(sse)) if sse.shutdown => DisconnectReason::ServerShutdown,
+                _ => DisconnectReason::Custom("x-closed".into()),
+            },
+        },
     }
 }
 

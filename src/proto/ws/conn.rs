@@ -23,8 +23,7 @@ use super::deflate::{self, Inflater};
 use super::frame::OpCode;
 use super::handshake;
 use super::read::{CloseError, Incoming, Limits, Reader};
-use super::session::{Phase, Session, St};
-use crate::error::Reject;
+use super::session::{Phase, Session, St, Wire};
 use crate::io::Io;
 use crate::proto::h1::parse::RequestHead;
 use crate::server::{Peer, Shared};
@@ -46,16 +45,7 @@ pub(crate) async fn serve<I: Io, A: App>(
     peer: &Peer,
 ) {
     let cfg = &shared.config;
-    let pmd_offer = if cfg.ws.per_message_deflate {
-        let offers: Vec<&[u8]> = head
-            .headers
-            .get_all("sec-websocket-extensions")
-            .map(|v| &v[..])
-            .collect();
-        deflate::negotiate(&offers)
-    } else {
-        None
-    };
+    let pmd_offer = pmd_offer(cfg, &head.headers);
     let subprotocols = req.subprotocols.clone();
     let session = Arc::new(Session::new(
         req,
@@ -63,15 +53,13 @@ pub(crate) async fn serve<I: Io, A: App>(
         cfg.server_header.clone(),
         cfg.write_high_water,
         cfg.write_low_water,
+        Wire::H1,
     ));
     let scope = HttpScope {
         pagi: PagiVersion,
         http_version: head.version,
         method: head.method,
-        scheme: match peer.scheme {
-            Scheme::Https | Scheme::Wss => Scheme::Wss,
-            Scheme::Http | Scheme::Ws => Scheme::Ws,
-        },
+        scheme: ws_scheme(peer.scheme),
         path: head.path,
         raw_path: head.raw_path,
         query_string: head.query,
@@ -81,17 +69,60 @@ pub(crate) async fn serve<I: Io, A: App>(
         server: peer.server.clone(),
         subprotocols,
         state: Some(shared.state.clone()),
-        extensions: Extensions {
-            tls: peer.tls.clone(),
-            other: [(
-                "websocket.http.response".to_owned(),
-                serde_json::Value::Object(Default::default()),
-            )]
-            .into(),
-            ..Extensions::default()
-        },
+        extensions: ws_extensions(peer),
         connection: None,
     };
+    run(io, read_buf, session, scope, shared, peer).await;
+}
+
+/// The permessage-deflate offer (of the request's `Sec-WebSocket-Extensions`) the server would
+/// accept, unless the configuration turns the extension off.
+pub(crate) fn pmd_offer(
+    cfg: &crate::config::Config,
+    headers: &pagi::Headers,
+) -> Option<(deflate::PmdParams, String)> {
+    if !cfg.ws.per_message_deflate {
+        return None;
+    }
+    let offers: Vec<&[u8]> = headers
+        .get_all("sec-websocket-extensions")
+        .map(|v| &v[..])
+        .collect();
+    deflate::negotiate(&offers)
+}
+
+/// The scope's `scheme` for a WebSocket on a listener whose HTTP scheme is `scheme`.
+pub(crate) fn ws_scheme(scheme: Scheme) -> Scheme {
+    match scheme {
+        Scheme::Https | Scheme::Wss => Scheme::Wss,
+        Scheme::Http | Scheme::Ws => Scheme::Ws,
+    }
+}
+
+/// The `extensions` of a `websocket` scope.
+pub(crate) fn ws_extensions(peer: &Peer) -> Extensions {
+    Extensions {
+        tls: peer.tls.clone(),
+        other: [(
+            "websocket.http.response".to_owned(),
+            serde_json::Value::Object(Default::default()),
+        )]
+        .into(),
+        ..Extensions::default()
+    }
+}
+
+/// Runs the app on `scope` and drives the WebSocket over `io` (a TCP or TLS connection after
+/// an HTTP/1.1 upgrade, or an HTTP/2 stream after an extended CONNECT) until both are done.
+pub(crate) async fn run<I: Io, A: App>(
+    io: &mut I,
+    read_buf: &mut BytesMut,
+    session: Arc<Session>,
+    scope: HttpScope,
+    shared: &Arc<Shared<A>>,
+    peer: &Peer,
+) {
+    let cfg = &shared.config;
     let app = shared.app.call(
         Scope::Websocket(scope),
         Receiver::new(session.clone()),
@@ -239,6 +270,13 @@ impl<I: Io> Driver<'_, I> {
             }
 
             // Write.
+            if std::mem::take(&mut st.head_queued) && !self.write_failed {
+                // An HTTP/2 answer head waits in its slot: the stream sends it on a flush.
+                if let Poll::Ready(Err(e)) = Pin::new(&mut *self.io).poll_flush(cx) {
+                    tracing::debug!(client = ?self.peer.client, error = %e, "websocket answer failed");
+                    self.abort(&mut st, "write_error");
+                }
+            }
             let queued = st.out.len();
             let mut blocked = false;
             if queued > 0 && !self.write_failed {
@@ -340,9 +378,7 @@ impl<I: Io> Driver<'_, I> {
                             tracing::error!(client = ?self.peer.client, "app returned without answering websocket.connect")
                         }
                     }
-                    let bytes =
-                        crate::proto::h1::encode::with_date(|d| Reject::AppError.response(d));
-                    st.out.push_slice(&bytes);
+                    st.refuse_app_error();
                 }
                 st.phase = Phase::Closed;
                 st.close_with(1006, "server_error");

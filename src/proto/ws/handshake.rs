@@ -48,12 +48,7 @@ pub(crate) fn check(head: &RequestHead) -> Result<Request, Reject> {
     {
         return Err(Reject::BadRequest("connection does not list upgrade"));
     }
-    let mut versions = h.get_all("sec-websocket-version");
-    match (versions.next(), versions.next()) {
-        (Some(v), None) if trim(v) == b"13" => {}
-        (None, _) => return Err(Reject::BadRequest("missing sec-websocket-version")),
-        _ => return Err(Reject::WebsocketVersion),
-    }
+    check_version(h)?;
     let mut keys = h.get_all("sec-websocket-key");
     let key = match (keys.next(), keys.next()) {
         (Some(k), None) => trim(k),
@@ -68,19 +63,51 @@ pub(crate) fn check(head: &RequestHead) -> Result<Request, Reject> {
             ))
         }
     }
-    let mut subprotocols = Vec::new();
+    Ok(Request {
+        accept: accept_key(key),
+        subprotocols: subprotocols(h)?,
+    })
+}
+
+/// Checks an HTTP/2 extended CONNECT (RFC 8441 §4, §5) whose `:protocol` is `protocol`: the
+/// fields of the HTTP/1.1 handshake that still apply (`Sec-WebSocket-Version` and
+/// `Sec-WebSocket-Protocol`, with the same answers). `Sec-WebSocket-Key` is not used over
+/// HTTP/2 (there is no `Sec-WebSocket-Accept` to compute), so the request's `accept` is empty.
+/// `:scheme` and `:path` were required by `h2` already. A `:protocol` other than `websocket`
+/// is a 501: the server does not implement that protocol.
+pub(crate) fn check_h2(protocol: &str, h: &Headers) -> Result<Request, Reject> {
+    if protocol != "websocket" {
+        return Err(Reject::NotImplemented);
+    }
+    check_version(h)?;
+    Ok(Request {
+        accept: String::new(),
+        subprotocols: subprotocols(h)?,
+    })
+}
+
+/// Exactly one `Sec-WebSocket-Version`, `13`; none is a 400, anything else a version refusal.
+fn check_version(h: &Headers) -> Result<(), Reject> {
+    let mut versions = h.get_all("sec-websocket-version");
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if trim(v) == b"13" => Ok(()),
+        (None, _) => Err(Reject::BadRequest("missing sec-websocket-version")),
+        _ => Err(Reject::WebsocketVersion),
+    }
+}
+
+/// The offered subprotocols: every `Sec-WebSocket-Protocol` item, each an RFC 9110 token.
+fn subprotocols(h: &Headers) -> Result<Vec<String>, Reject> {
+    let mut out = Vec::new();
     for v in h.get_all("sec-websocket-protocol") {
         for t in tokens(v) {
             match std::str::from_utf8(t) {
-                Ok(s) if pagi::headers::is_token(t) => subprotocols.push(s.to_owned()),
+                Ok(s) if pagi::headers::is_token(t) => out.push(s.to_owned()),
                 _ => return Err(Reject::BadRequest("malformed sec-websocket-protocol")),
             }
         }
     }
-    Ok(Request {
-        accept: accept_key(key),
-        subprotocols,
-    })
+    Ok(out)
 }
 
 /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
@@ -92,7 +119,7 @@ pub(crate) fn accept_key(key: &[u8]) -> String {
 }
 
 /// Header names the server owns in a 101 answer; the app's values for them are dropped.
-const OWNED: [&str; 7] = [
+pub(crate) const OWNED: [&str; 7] = [
     "upgrade",
     "connection",
     "transfer-encoding",
@@ -268,6 +295,30 @@ mod tests {
             &b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
                sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nsec-websocket-protocol: chat\r\n\
                sec-websocket-extensions: permessage-deflate\r\nx-a: 1\r\nserver: pagi-server\r\n\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn h2_extended_connect() {
+        let h = Headers::new()
+            .with("sec-websocket-version", "13")
+            .with("sec-websocket-protocol", "chat, v2");
+        let r = check_h2("websocket", &h).unwrap();
+        assert_eq!(r.subprotocols, ["chat", "v2"]);
+        assert!(r.accept.is_empty());
+        assert_eq!(check_h2("webtransport", &h), Err(Reject::NotImplemented));
+        assert_eq!(
+            check_h2("websocket", &Headers::new()),
+            Err(Reject::BadRequest("missing sec-websocket-version"))
+        );
+        let h = Headers::new().with("sec-websocket-version", "8");
+        assert_eq!(check_h2("websocket", &h), Err(Reject::WebsocketVersion));
+        let h = Headers::new()
+            .with("sec-websocket-version", "13")
+            .with("sec-websocket-protocol", "a b");
+        assert_eq!(
+            check_h2("websocket", &h),
+            Err(Reject::BadRequest("malformed sec-websocket-protocol"))
         );
     }
 

@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use pagi::{Error, Headers, Message, ReceiveEvent, ResponseBody, SendEvent, Sink, Source};
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -38,6 +38,47 @@ pub(crate) enum Phase {
     Closed,
 }
 
+/// Where the handshake's answer goes.
+#[derive(Debug)]
+pub(crate) enum Wire {
+    /// HTTP/1.1: the 101 or the refusal is bytes at the front of `out`.
+    H1,
+    /// HTTP/2 (RFC 8441): the answer's head goes to this slot, for the stream to send as a
+    /// HEADERS frame (200 for an accept); `out` carries only what follows it (WebSocket frames
+    /// or a denial's body bytes) as DATA.
+    H2(Arc<HeadSlot>),
+}
+
+/// A response head waiting for an HTTP/2 stream to send it.
+#[derive(Debug, Default)]
+pub(crate) struct HeadSlot {
+    head: Mutex<Option<Head>>,
+}
+
+/// The head of the handshake's answer over HTTP/2.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) status: u16,
+    /// The fields (the server adds `date` and `server` unless present).
+    pub(crate) headers: Headers,
+    /// Nothing follows: the HEADERS frame ends the stream.
+    pub(crate) end: bool,
+}
+
+impl HeadSlot {
+    fn put(&self, head: Head) {
+        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = Some(head);
+    }
+
+    /// Takes the head to send, if one is waiting.
+    pub(crate) fn take(&self) -> Option<Head> {
+        self.head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
 /// The shared state; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -49,6 +90,9 @@ pub(crate) struct St {
     pub(crate) phase: Phase,
     connect_delivered: bool,
     // ----- handshake -----
+    wire: Wire,
+    /// An HTTP/2 answer head was put in the slot; the driver flushes the stream for it.
+    pub(crate) head_queued: bool,
     accept_key: String,
     subprotocols: Vec<String>,
     /// The permessage-deflate offer we would accept: parameters and the response value.
@@ -92,11 +136,14 @@ impl Session {
         server_header: Option<Bytes>,
         high_water: u64,
         low_water: u64,
+        wire: Wire,
     ) -> Self {
         Session {
             st: Mutex::new(St {
                 phase: Phase::Connecting,
                 connect_delivered: false,
+                wire,
+                head_queued: false,
                 accept_key: req.accept,
                 subprotocols: req.subprotocols,
                 pmd_offer,
@@ -187,8 +234,44 @@ impl St {
         };
     }
 
+    /// Hands an HTTP/2 answer head to the stream; `false` on HTTP/1.1 (the caller encodes it).
+    fn put_head(&mut self, status: u16, headers: Headers, end: bool) -> bool {
+        match &self.wire {
+            Wire::H1 => false,
+            Wire::H2(slot) => {
+                slot.put(Head {
+                    status,
+                    headers,
+                    end,
+                });
+                self.head_queued = true;
+                true
+            }
+        }
+    }
+
+    /// Queues the answer for an app that ended before answering `websocket.connect`: 500.
+    pub(crate) fn refuse_app_error(&mut self) {
+        let reject = crate::error::Reject::AppError;
+        let body = reject.body();
+        let headers = Headers::new()
+            .with("content-type", "text/plain; charset=utf-8")
+            .with("content-length", body.len().to_string());
+        if self.put_head(reject.status(), headers, false) {
+            self.out.push_bytes(Bytes::from(body));
+        } else {
+            let bytes = encode::with_date(|d| reject.response(d));
+            self.out.push_slice(&bytes);
+        }
+    }
+
     /// Queues the answer for an app that closed before accepting: 403.
     pub(crate) fn refuse_403(&mut self) {
+        if self.put_head(403, Headers::new().with("content-length", "0"), true) {
+            self.phase = Phase::Closed;
+            self.close_with(1006, "x-refused");
+            return;
+        }
         let before = self.out.flat_len();
         encode::encode_head(
             self.out.flat(),
@@ -217,16 +300,36 @@ impl St {
         }
         check_headers(&headers)?;
         let pmd = self.pmd_offer.take();
-        let before = self.out.flat_len();
-        handshake::encode_101(
-            self.out.flat(),
-            &self.accept_key,
-            subprotocol.as_deref(),
-            pmd.as_ref().map(|(_, v)| v.as_str()),
-            &headers,
-            self.server_header.as_deref(),
-        );
-        self.out.commit(before);
+        if let Wire::H2(_) = self.wire {
+            // RFC 8441 §5: a 2xx answers the extended CONNECT; no `Sec-WebSocket-Accept`.
+            let mut h = Headers::new();
+            if let Some(p) = &subprotocol {
+                h.push("sec-websocket-protocol", p.clone());
+            }
+            if let Some((_, v)) = &pmd {
+                h.push("sec-websocket-extensions", v.clone());
+            }
+            for (n, v) in &headers {
+                if !handshake::OWNED
+                    .iter()
+                    .any(|o| n.eq_ignore_ascii_case(o.as_bytes()))
+                {
+                    h.push(n.clone(), v.clone());
+                }
+            }
+            self.put_head(200, h, false);
+        } else {
+            let before = self.out.flat_len();
+            handshake::encode_101(
+                self.out.flat(),
+                &self.accept_key,
+                subprotocol.as_deref(),
+                pmd.as_ref().map(|(_, v)| v.as_str()),
+                &headers,
+                self.server_header.as_deref(),
+            );
+            self.out.commit(before);
+        }
         if let Some((p, _)) = pmd {
             // The compressor (a few hundred KiB of zlib state) is made on the first message
             // worth compressing, so idle and receive-only connections do not pay for it.
@@ -267,6 +370,18 @@ impl St {
             if bodyless {
                 self.denial_bodyless = true;
             }
+            if let Wire::H2(_) = self.wire {
+                // HTTP/2 frames the body itself: DATA frames, END_STREAM at the end.
+                chunked = false;
+                let mut h = headers;
+                if !b.more && !bodyless && !h.contains("content-length") {
+                    h.push("content-length", bytes.len().to_string());
+                }
+                let end = !b.more && (bodyless || bytes.is_empty());
+                self.put_head(status, h, end);
+                self.phase = Phase::Denying { chunked };
+                return self.deny_rest(bytes, b.more);
+            }
             let before = self.out.flat_len();
             encode::encode_head(
                 self.out.flat(),
@@ -286,30 +401,42 @@ impl St {
             );
             self.out.commit(before);
         }
+        if !chunked {
+            return self.deny_rest(bytes, b.more);
+        }
         if self.denial_bodyless {
             bytes = Bytes::new();
         }
-        if chunked {
-            if !bytes.is_empty() {
-                let before = self.out.flat_len();
-                encode::chunk_head(self.out.flat(), bytes.len());
-                self.out.commit(before);
-                self.out.push_bytes(bytes);
-                self.out.push_slice(b"\r\n");
-            }
-            if !b.more {
-                self.out.push_slice(b"0\r\n\r\n");
-            }
-        } else {
+        if !bytes.is_empty() {
+            let before = self.out.flat_len();
+            encode::chunk_head(self.out.flat(), bytes.len());
+            self.out.commit(before);
+            self.out.push_bytes(bytes);
+            self.out.push_slice(b"\r\n");
+        }
+        if !b.more {
+            self.out.push_slice(b"0\r\n\r\n");
+        }
+        self.denial_piece_done(chunked, b.more);
+        Ok(())
+    }
+
+    /// A denial body piece without chunked framing (a known length, or HTTP/2).
+    fn deny_rest(&mut self, bytes: Bytes, more: bool) -> Result<(), Error> {
+        if !self.denial_bodyless && !bytes.is_empty() {
             self.out.push_bytes(bytes);
         }
-        if b.more {
+        self.denial_piece_done(false, more);
+        Ok(())
+    }
+
+    fn denial_piece_done(&mut self, chunked: bool, more: bool) {
+        if more {
             self.phase = Phase::Denying { chunked };
         } else {
             self.phase = Phase::Closed;
             self.close_with(1006, "x-refused");
         }
-        Ok(())
     }
 
     /// The app returned mid-denial: a held head goes out with an empty body; a streamed body is

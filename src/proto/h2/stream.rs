@@ -1,0 +1,1220 @@
+//! One HTTP/2 stream: the state it shares with the app (through `receive`, `send` and
+//! `pagi.connection`) and the driver that moves its bytes to and from `h2`.
+//!
+//! It mirrors the HTTP/1.1 exchange (`proto::h1::exchange`) so an app sees the same behaviour:
+//! `send` checks events with the same helpers and queues the response; the driver, polled on
+//! the connection's task right after the app, hands the queue to `h2` as fast as the peer's
+//! flow-control window allows, and `send` waits while more than the write high-water mark is
+//! queued. `receive` takes body pieces the driver read from `h2` only while the app waits for
+//! one; their bytes are released to the peer's window when the app takes them, so a slow app
+//! makes the client wait instead of the server buffering.
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+use pagi::{
+    BoxError, ConnectionInfo, DisconnectReason, Error, Headers, ReceiveEvent, ResponseBody,
+    SendEvent, Sink, Source,
+};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::future::Future;
+use std::io::Read;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::error::Reject;
+use crate::proto::h1::exchange::{body_parts, check_start};
+use crate::proto::h1::sse::{poll_sse_keepalive, SseState, SseTarget};
+
+/// Most response bytes asked of the flow-control window at once.
+const MAX_RESERVE: u64 = 1 << 20;
+/// How much of a file is read per DATA piece.
+const FILE_CHUNK: u64 = 64 * 1024;
+
+/// The shared state; see the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Stream {
+    st: Mutex<St>,
+}
+
+impl Stream {
+    pub(crate) fn new(st: St) -> Self {
+        Stream { st: Mutex::new(st) }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, St> {
+        self.st.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, Default)]
+enum Resp {
+    #[default]
+    Init,
+    /// Start accepted, head held (so a single-piece body gets a `content-length` and goes out
+    /// with END_STREAM on its DATA frame).
+    Pending {
+        head: http::Response<()>,
+        trailers: bool,
+        length: Option<u64>,
+    },
+    /// Head committed; body in progress. `remaining`: bytes the announced length still allows;
+    /// `discard`: a response without a body (HEAD, 204, 304) drops body bytes.
+    Body {
+        trailers: bool,
+        remaining: Option<u64>,
+        discard: bool,
+    },
+    /// Body complete; trailers expected.
+    Trailers { discard: bool },
+    /// Response complete.
+    Done,
+}
+
+#[derive(Debug)]
+enum Out {
+    Bytes(Bytes),
+    File { file: File, remaining: u64 },
+}
+
+/// The state of one stream.
+#[derive(Debug, Default)]
+pub(crate) struct St {
+    head_request: bool,
+    connect: bool,
+    /// The app has returned.
+    finished: bool,
+    // ----- receive side -----
+    inbound: VecDeque<Bytes>,
+    body_finished: bool,
+    eof_delivered: bool,
+    want_body: bool,
+    /// Bytes the app took that are still to be released to the peer's window.
+    release: usize,
+    recv_waker: Option<Waker>,
+    // ----- send side -----
+    resp: Resp,
+    /// `103 Early Hints` for the driver to hand to `h2` (the send waits until it has).
+    hints: VecDeque<http::Response<()>>,
+    /// A committed head for the driver to send.
+    head: Option<http::Response<()>>,
+    out: VecDeque<Out>,
+    out_len: u64,
+    /// The response is complete: the stream ends after `out` (with `trailers` if any).
+    end: bool,
+    end_sent: bool,
+    trailers: Option<HeaderMap>,
+    /// The app broke the response (a body shorter than its `content-length`): the stream ends
+    /// with RST_STREAM instead.
+    reset: Option<Reason>,
+    flush_requested: bool,
+    send_waker: Option<Waker>,
+    high_water: u64,
+    low_water: u64,
+    server_header: Option<Bytes>,
+    driver_waker: Option<Waker>,
+    in_app_poll: bool,
+    // ----- connection -----
+    disconnected: Option<DisconnectReason>,
+    disc_wakers: Vec<Waker>,
+    sse: Option<SseState>,
+}
+
+/// Per-stream facts known before the app runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    pub(crate) head_request: bool,
+    pub(crate) connect: bool,
+    pub(crate) sse: bool,
+    /// The request has no body (END_STREAM on its HEADERS).
+    pub(crate) body_empty: bool,
+    pub(crate) high_water: u64,
+    pub(crate) low_water: u64,
+    pub(crate) server_header: Option<Bytes>,
+}
+
+impl St {
+    pub(crate) fn new(s: Setup) -> Self {
+        St {
+            head_request: s.head_request,
+            connect: s.connect,
+            body_finished: s.body_empty,
+            high_water: s.high_water,
+            low_water: s.low_water,
+            server_header: s.server_header,
+            sse: s.sse.then(SseState::default),
+            ..St::default()
+        }
+    }
+
+    /// Puts request body the server already holds (the body of an h2c upgrade request) in
+    /// front of what the stream delivers; it owes nothing to the peer's window.
+    pub(crate) fn preload(&mut self, body: Bytes) {
+        if !body.is_empty() {
+            self.inbound.push_back(body);
+        }
+        self.body_finished = true;
+    }
+
+    fn poke_driver(&mut self) {
+        if !self.in_app_poll {
+            if let Some(w) = &self.driver_waker {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Marks the client gone (once); queued output is dropped.
+    pub(crate) fn disconnect(&mut self, reason: DisconnectReason) {
+        if self.disconnected.is_none() {
+            self.disconnected = Some(reason);
+        }
+        self.out.clear();
+        self.out_len = 0;
+        self.head = None;
+        self.hints.clear();
+    }
+
+    fn take_app_wakers(&mut self, out: &mut Vec<Waker>) {
+        let gone = self.disconnected.is_some() || self.finished;
+        let resp_done = matches!(self.resp, Resp::Done);
+        if self.recv_waker.is_some()
+            && (gone
+                || resp_done
+                || !self.inbound.is_empty()
+                || (self.body_finished && !self.eof_delivered))
+        {
+            out.extend(self.recv_waker.take());
+        }
+        let threshold = if self.flush_requested {
+            0
+        } else {
+            self.low_water
+        };
+        if self.send_waker.is_some()
+            && (gone || (self.out_len <= threshold && self.hints.is_empty()))
+        {
+            out.extend(self.send_waker.take());
+        }
+        if gone && !self.disc_wakers.is_empty() {
+            out.append(&mut self.disc_wakers);
+        }
+    }
+
+    fn response_started(&self) -> bool {
+        !matches!(self.resp, Resp::Init)
+    }
+
+    fn response_done(&self) -> bool {
+        matches!(self.resp, Resp::Done)
+    }
+
+    fn start_response(
+        &mut self,
+        status: u16,
+        headers: Headers,
+        trailers: bool,
+    ) -> Result<(), Error> {
+        if !matches!(self.resp, Resp::Init) {
+            return Err(Error::out_of_order("http.response.start sent twice"));
+        }
+        let checked = check_start(status, &headers, self.connect)?;
+        let head = response_head(status, &headers, self.server_header.as_ref())?;
+        self.resp = Resp::Pending {
+            head,
+            trailers,
+            length: checked.length,
+        };
+        Ok(())
+    }
+
+    /// Commits a held head. `final_len`: the whole body's length when it is already known.
+    fn encode_pending_head(&mut self, final_len: Option<u64>) {
+        if !matches!(self.resp, Resp::Pending { .. }) {
+            return;
+        }
+        let Resp::Pending {
+            mut head,
+            trailers,
+            length,
+        } = std::mem::take(&mut self.resp)
+        else {
+            return;
+        };
+        let status = head.status().as_u16();
+        let discard = self.head_request || status == 204 || status == 304;
+        let known = match status {
+            204 => None,
+            304 => length,
+            _ => length.or(final_len),
+        };
+        if length.is_none() {
+            if let Some(n) = known {
+                head.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+        }
+        self.head = Some(head);
+        self.resp = Resp::Body {
+            trailers,
+            remaining: if discard { None } else { known },
+            discard,
+        };
+    }
+
+    fn response_body(&mut self, b: ResponseBody) -> Result<(), Error> {
+        let (bytes, file, more) = body_parts(b)?;
+        let len = bytes.len() as u64 + file.as_ref().map_or(0, |f| f.1);
+        match self.resp {
+            Resp::Init => {
+                return Err(Error::out_of_order(
+                    "http.response.body before http.response.start",
+                ))
+            }
+            Resp::Pending { .. } => self.encode_pending_head(if more { None } else { Some(len) }),
+            Resp::Trailers { .. } | Resp::Done => {
+                return Err(Error::out_of_order(
+                    "http.response.body after the body was complete",
+                ))
+            }
+            Resp::Body { .. } => {}
+        }
+        let Resp::Body {
+            trailers,
+            remaining,
+            discard,
+        } = &mut self.resp
+        else {
+            return Ok(());
+        };
+        let (trailers, discard) = (*trailers, *discard);
+        if discard {
+            // No body on the wire; the bytes are dropped.
+        } else if let Some(rem) = remaining {
+            if len > *rem {
+                // Send what the length allows and end the stream there: the app lied.
+                let allowed = *rem;
+                let (bytes, file) = truncate(bytes, file, allowed);
+                self.push(bytes, file);
+                self.resp = Resp::Done;
+                self.end = true;
+                return Err(Error::invalid(
+                    "response body longer than its content-length",
+                ));
+            }
+            *rem -= len;
+            let short = !more && *rem != 0;
+            self.push(bytes, file);
+            if short {
+                tracing::warn!(
+                    "response body shorter than its content-length; resetting the stream"
+                );
+                self.reset = Some(Reason::INTERNAL_ERROR);
+                self.resp = Resp::Done;
+                return Err(Error::invalid(
+                    "response body shorter than its content-length",
+                ));
+            }
+        } else {
+            self.push(bytes, file);
+        }
+        if !more {
+            if trailers {
+                self.resp = Resp::Trailers { discard };
+            } else {
+                self.resp = Resp::Done;
+                self.end = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, bytes: Bytes, file: Option<(File, u64)>) {
+        if !bytes.is_empty() {
+            self.out_len += bytes.len() as u64;
+            self.out.push_back(Out::Bytes(bytes));
+        }
+        if let Some((file, n)) = file {
+            if n > 0 {
+                self.out_len += n;
+                self.out.push_back(Out::File { file, remaining: n });
+            }
+        }
+    }
+
+    fn trailers(&mut self, headers: Headers) -> Result<(), Error> {
+        let Resp::Trailers { discard } = self.resp else {
+            return Err(Error::out_of_order(
+                "http.response.trailers needs trailers: 1 on the start and a complete body first",
+            ));
+        };
+        if headers.check().is_err() {
+            return Err(Error::invalid(
+                "trailer field has a bad name or a CR, LF or NUL in its value",
+            ));
+        }
+        let map = header_map(&headers, None)?;
+        if !discard && !map.is_empty() {
+            self.trailers = Some(map);
+        }
+        self.resp = Resp::Done;
+        self.end = true;
+        Ok(())
+    }
+
+    /// `http.response.early_hint`: a HEADERS frame with `:status: 103`, handed to `h2` by the
+    /// driver before anything else of the response; the send waits until it has been.
+    fn early_hint(&mut self, headers: Headers) -> Result<(), Error> {
+        if !matches!(self.resp, Resp::Init) {
+            return Err(Error::out_of_order(
+                "http.response.early_hint after http.response.start",
+            ));
+        }
+        crate::proto::h1::exchange::check_early_hint(&headers)?;
+        let mut hint = http::Response::new(());
+        *hint.status_mut() = http::StatusCode::EARLY_HINTS;
+        *hint.headers_mut() = header_map(&headers, None)?;
+        self.hints.push_back(hint);
+        Ok(())
+    }
+
+    fn accept(&mut self, event: SendEvent) -> Result<(), Error> {
+        if self.sse.is_some() {
+            return self.accept_sse(event);
+        }
+        match event {
+            SendEvent::HttpResponseStart {
+                status,
+                headers,
+                trailers,
+            } => self.start_response(status, headers, trailers),
+            SendEvent::HttpResponseBody(b) => self.response_body(b),
+            SendEvent::HttpResponseTrailers { headers } => self.trailers(headers),
+            SendEvent::HttpResponseEarlyHint { headers } => self.early_hint(headers),
+            SendEvent::HttpFullflush => {
+                if matches!(self.resp, Resp::Init) {
+                    return Err(Error::out_of_order(
+                        "http.fullflush before http.response.start",
+                    ));
+                }
+                self.encode_pending_head(None);
+                self.flush_requested = true;
+                Ok(())
+            }
+            other => Err(Error::unsupported(format!(
+                "{} is not an http event",
+                other.kind()
+            ))),
+        }
+    }
+
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
+        if self.disconnected.is_some() || self.finished || self.response_done() {
+            return Poll::Ready(Ok(ReceiveEvent::HttpDisconnect));
+        }
+        if let Some(body) = self.inbound.pop_front() {
+            self.release += body.len();
+            let more = !(self.inbound.is_empty() && self.body_finished);
+            self.eof_delivered = !more;
+            self.poke_driver();
+            return Poll::Ready(Ok(ReceiveEvent::HttpRequest { body, more }));
+        }
+        if self.body_finished && !self.eof_delivered {
+            self.eof_delivered = true;
+            return Poll::Ready(Ok(ReceiveEvent::HttpRequest {
+                body: Bytes::new(),
+                more: false,
+            }));
+        }
+        if !self.body_finished {
+            self.want_body = true;
+            self.poke_driver();
+        }
+        self.recv_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl SseTarget for St {
+    fn sse_mut(&mut self) -> Option<&mut SseState> {
+        self.sse.as_mut()
+    }
+
+    fn start_response(
+        &mut self,
+        status: u16,
+        headers: Headers,
+        trailers: bool,
+    ) -> Result<(), Error> {
+        St::start_response(self, status, headers, trailers)
+    }
+
+    fn encode_pending_head(&mut self, final_len: Option<u64>) {
+        St::encode_pending_head(self, final_len);
+    }
+
+    fn response_body(&mut self, body: ResponseBody) -> Result<(), Error> {
+        St::response_body(self, body)
+    }
+
+    fn response_done(&self) -> bool {
+        St::response_done(self)
+    }
+
+    fn no_keep_alive(&mut self) {
+        // One stream ending does not end an HTTP/2 connection.
+    }
+}
+
+/// Fields that are about one HTTP/1.1 connection and have no meaning in HTTP/2 (RFC 9113
+/// §8.2.2): dropped from responses (with `te` unless it is `trailers`), as the HTTP/1.1
+/// engine would have used them.
+fn connection_specific(name: &[u8], value: &[u8]) -> bool {
+    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    is(b"connection")
+        || is(b"keep-alive")
+        || is(b"proxy-connection")
+        || is(b"transfer-encoding")
+        || is(b"upgrade")
+        || (is(b"te") && !value.eq_ignore_ascii_case(b"trailers"))
+}
+
+/// An app's header list as an HTTP/2 header map (already checked by `check_headers`).
+fn header_map(headers: &Headers, extra: Option<usize>) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::with_capacity(headers.len() + extra.unwrap_or(0));
+    for (n, v) in headers {
+        if connection_specific(n, v) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(n).map_err(|_| {
+            Error::invalid(format!(
+                "header {:?} is not a valid field name",
+                String::from_utf8_lossy(n)
+            ))
+        })?;
+        let value = HeaderValue::from_maybe_shared(v.clone()).map_err(|_| {
+            Error::invalid(format!(
+                "header {:?} has a control character in its value",
+                String::from_utf8_lossy(n)
+            ))
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// The response head for `http.response.start`: the app's fields (connection-specific ones
+/// dropped) plus `date` and `server` unless the app set them, as on HTTP/1.1.
+pub(crate) fn response_head(
+    status: u16,
+    headers: &Headers,
+    server: Option<&Bytes>,
+) -> Result<http::Response<()>, Error> {
+    let mut map = header_map(headers, Some(2))?;
+    if !map.contains_key(http::header::DATE) {
+        if let Some(d) = date() {
+            map.insert(http::header::DATE, d);
+        }
+    }
+    if let Some(s) = server {
+        if !map.contains_key(http::header::SERVER) {
+            if let Ok(v) = HeaderValue::from_maybe_shared(s.clone()) {
+                map.insert(http::header::SERVER, v);
+            }
+        }
+    }
+    let status = http::StatusCode::from_u16(status)
+        .map_err(|_| Error::invalid(format!("status {status} is not valid")))?;
+    let mut head = http::Response::new(());
+    *head.status_mut() = status;
+    *head.headers_mut() = map;
+    Ok(head)
+}
+
+/// The current `Date` value, made once a second per thread (clones share its bytes).
+fn date() -> Option<HeaderValue> {
+    thread_local! {
+        static DATE: std::cell::RefCell<Option<HeaderValue>> = const { std::cell::RefCell::new(None) };
+    }
+    crate::proto::h1::encode::with_date(|now| {
+        DATE.with(|cell| {
+            let mut c = cell.borrow_mut();
+            if c.as_ref().is_none_or(|v| v.as_bytes() != now) {
+                *c = HeaderValue::from_bytes(now).ok();
+            }
+            c.clone()
+        })
+    })
+}
+
+fn truncate(bytes: Bytes, file: Option<(File, u64)>, allowed: u64) -> (Bytes, Option<(File, u64)>) {
+    let b = bytes.len() as u64;
+    if allowed <= b {
+        (bytes.slice(..allowed as usize), None)
+    } else {
+        (bytes, file.map(|(f, n)| (f, n.min(allowed - b))))
+    }
+}
+
+impl Sink for Stream {
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        event: &mut Option<SendEvent>,
+    ) -> Poll<Result<(), Error>> {
+        let mut st = self.lock();
+        let threshold = if let Some(ev) = event.take() {
+            if st.disconnected.is_some() {
+                return Poll::Ready(Ok(())); // send after close: a no-op
+            }
+            if st.finished {
+                return Poll::Ready(Err(Error::out_of_order("the request is over")));
+            }
+            let r = st.accept(ev);
+            st.poke_driver();
+            r?;
+            if st.flush_requested {
+                0
+            } else {
+                st.high_water
+            }
+        } else if st.flush_requested {
+            0
+        } else {
+            st.low_water
+        };
+        if st.disconnected.is_some()
+            || st.finished
+            || (st.out_len <= threshold && st.hints.is_empty())
+        {
+            st.flush_requested = false;
+            return Poll::Ready(Ok(()));
+        }
+        // Backpressure: wait for the driver to hand the queue to h2.
+        st.send_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Source for Stream {
+    fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
+        let mut st = self.lock();
+        let polled = st.poll_receive(cx);
+        if st.sse.is_none() {
+            return polled;
+        }
+        polled.map_ok(|ev| {
+            crate::proto::h1::sse::sse_receive_event(ev, st.disconnected.as_ref(), st.sse.as_ref())
+        })
+    }
+}
+
+impl ConnectionInfo for Stream {
+    fn is_connected(&self) -> bool {
+        self.lock().disconnected.is_none()
+    }
+
+    fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        self.lock().disconnected.clone()
+    }
+
+    fn poll_disconnect(&self, cx: &mut Context<'_>) -> Poll<DisconnectReason> {
+        let mut st = self.lock();
+        if let Some(r) = &st.disconnected {
+            return Poll::Ready(r.clone());
+        }
+        if !st.disc_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.disc_wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    fn response_started(&self) -> bool {
+        self.lock().response_started()
+    }
+
+    fn response_complete(&self) -> Option<bool> {
+        let st = self.lock();
+        Some(st.response_done() && st.out.is_empty() && st.head.is_none())
+    }
+}
+
+// ===== impl Driver =====
+
+/// Moves one stream's bytes between `h2` and its [`Stream`], on the connection's task.
+pub(crate) struct Driver {
+    pub(crate) stream: std::sync::Arc<Stream>,
+    respond: Option<SendResponse<Bytes>>,
+    send: Option<SendStream<Bytes>>,
+    recv: Option<RecvStream>,
+    max_body: u64,
+    body_read: u64,
+    /// Why the server refused the request after the app started (413 while nothing was sent).
+    reject: Option<Reject>,
+    result: Option<Result<(), BoxError>>,
+    keepalive_timer: Option<Pin<Box<Sleep>>>,
+    /// Graceful shutdown, watched by SSE streams only (they end then).
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(
+        stream: std::sync::Arc<Stream>,
+        respond: SendResponse<Bytes>,
+        recv: Option<RecvStream>,
+        max_body: u64,
+        shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    ) -> Self {
+        Driver {
+            stream,
+            respond: Some(respond),
+            send: None,
+            recv,
+            max_body,
+            body_read: 0,
+            reject: None,
+            result: None,
+            keepalive_timer: None,
+            shutdown,
+        }
+    }
+
+    /// Answers a request refused before the app was called.
+    pub(crate) fn refuse(mut self, reject: Reject) {
+        if let Some(r) = self.respond.take() {
+            send_reject(r, reject, self.stream.lock().server_header.as_ref());
+        }
+    }
+
+    /// Runs the app and the stream until both are done.
+    pub(crate) async fn run<F>(mut self, app: F)
+    where
+        F: Future<Output = Result<(), BoxError>>,
+    {
+        let mut app = std::pin::pin!(app);
+        std::future::poll_fn(|cx| self.poll(cx, app.as_mut())).await;
+        self.finish();
+    }
+
+    fn poll<F>(&mut self, cx: &mut Context<'_>, mut app: Pin<&mut F>) -> Poll<()>
+    where
+        F: Future<Output = Result<(), BoxError>>,
+    {
+        let mut wakers: Vec<Waker> = Vec::new();
+        let stream = self.stream.clone();
+        loop {
+            if self.result.is_none() {
+                stream.lock().in_app_poll = true;
+                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| app.as_mut().poll(cx)));
+                let mut st = stream.lock();
+                st.in_app_poll = false;
+                let done = match polled {
+                    Ok(Poll::Ready(r)) => Some(r),
+                    Ok(Poll::Pending) => None,
+                    Err(panic) => Some(Err(crate::proto::h1::conn::panic_message(panic).into())),
+                };
+                if let Some(r) = done {
+                    self.result = Some(r);
+                    st.finished = true;
+                }
+            }
+            let app_done = self.result.is_some();
+            let mut st = stream.lock();
+            if st
+                .driver_waker
+                .as_ref()
+                .is_none_or(|w| !w.will_wake(cx.waker()))
+            {
+                st.driver_waker = Some(cx.waker().clone());
+            }
+            if st.sse.is_some() && st.disconnected.is_none() {
+                if app_done {
+                    st.sse_end(false);
+                } else if self
+                    .shutdown
+                    .as_mut()
+                    .is_some_and(|s| s.as_mut().poll(cx).is_ready())
+                {
+                    st.sse_end(true);
+                }
+                poll_sse_keepalive(cx, &mut *st, &mut self.keepalive_timer);
+            }
+            if matches!(st.resp, Resp::Pending { .. }) {
+                // The app yielded (or ended) after the start without completing the body: the
+                // head goes out now, for a streamed body.
+                st.encode_pending_head(None);
+            }
+            if !app_done || st.response_done() {
+                self.pump_out(cx, &mut st);
+            }
+            self.watch_reset(cx, &mut st);
+            if st.disconnected.is_none() && !app_done {
+                self.pump_in(cx, &mut st);
+            }
+            if st.release > 0 {
+                let n = std::mem::take(&mut st.release);
+                if let Some(r) = self.recv.as_mut() {
+                    let _ = r.flow_control().release_capacity(n);
+                }
+            }
+            st.take_app_wakers(&mut wakers);
+            let out_done = st.disconnected.is_some()
+                || st.reset.is_some()
+                || !st.response_done()
+                || st.end_sent;
+            drop(st);
+            let mut again = false;
+            for w in wakers.drain(..) {
+                if w.will_wake(cx.waker()) {
+                    again = true;
+                } else {
+                    w.wake();
+                }
+            }
+            if app_done && out_done {
+                return Poll::Ready(());
+            }
+            if !again || app_done {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Hands the head, the queued body and the end of the stream to `h2`, within the peer's
+    /// flow-control window.
+    fn pump_out(&mut self, cx: &mut Context<'_>, st: &mut St) {
+        if st.disconnected.is_some() || st.reset.is_some() {
+            return;
+        }
+        while let Some(hint) = st.hints.pop_front() {
+            if let Some(respond) = self.respond.as_mut() {
+                if let Err(e) = respond.send_informational(hint) {
+                    // The stream is gone; the reset is noticed on its own.
+                    tracing::debug!(error = %e, "h2: cannot send a 103 Early Hints");
+                }
+            }
+        }
+        if let Some(head) = st.head.take() {
+            let eos = st.end && st.out.is_empty() && st.trailers.is_none();
+            let Some(mut respond) = self.respond.take() else {
+                return;
+            };
+            match respond.send_response(head, eos) {
+                Ok(s) => {
+                    self.send = Some(s);
+                    st.end_sent = eos;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "h2: cannot send the response head");
+                    st.disconnect(DisconnectReason::WriteError);
+                    return;
+                }
+            }
+        }
+        let Some(send) = self.send.as_mut() else {
+            return;
+        };
+        loop {
+            if st.out.is_empty() {
+                if st.end && !st.end_sent {
+                    let r = match st.trailers.take() {
+                        Some(t) => send.send_trailers(t),
+                        None => send.send_data(Bytes::new(), true),
+                    };
+                    if r.is_err() {
+                        st.disconnect(DisconnectReason::WriteError);
+                    }
+                    st.end_sent = true;
+                }
+                return;
+            }
+            send.reserve_capacity(st.out_len.min(MAX_RESERVE) as usize);
+            let cap = send.capacity();
+            if cap == 0 {
+                match send.poll_capacity(cx) {
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Ready(Some(Err(_)) | None) => {
+                        st.disconnect(DisconnectReason::ClientClosed);
+                        return;
+                    }
+                    Poll::Pending => return,
+                }
+            }
+            let Some(chunk) = take_chunk(&mut st.out, cap) else {
+                st.disconnect(DisconnectReason::ServerError);
+                return;
+            };
+            st.out_len -= chunk.len() as u64;
+            let eos = st.out.is_empty() && st.end && st.trailers.is_none();
+            if send.send_data(chunk, eos).is_err() {
+                st.disconnect(DisconnectReason::WriteError);
+                return;
+            }
+            st.end_sent = eos;
+        }
+    }
+
+    /// Notices the client resetting the stream (or the connection failing).
+    fn watch_reset(&mut self, cx: &mut Context<'_>, st: &mut St) {
+        if st.disconnected.is_some() {
+            return;
+        }
+        let polled = if let Some(s) = self.send.as_mut() {
+            s.poll_reset(cx)
+        } else if let Some(r) = self.respond.as_mut() {
+            r.poll_reset(cx)
+        } else {
+            return;
+        };
+        match polled {
+            Poll::Ready(Ok(reason)) => {
+                if !st.end_sent || st.finished {
+                    tracing::debug!(%reason, "h2: stream reset by the client");
+                }
+                st.disconnect(DisconnectReason::ClientClosed);
+            }
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "h2: stream ended by a connection error");
+                st.disconnect(if e.is_io() {
+                    DisconnectReason::ReadError
+                } else {
+                    DisconnectReason::ClientClosed
+                });
+            }
+            Poll::Pending => {}
+        }
+    }
+
+    /// Reads the next body piece for an app that waits for one.
+    fn pump_in(&mut self, cx: &mut Context<'_>, st: &mut St) {
+        if !(st.want_body && st.inbound.is_empty() && !st.body_finished) {
+            return;
+        }
+        let Some(recv) = self.recv.as_mut() else {
+            st.body_finished = true;
+            return;
+        };
+        loop {
+            match recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(b))) => {
+                    self.body_read += b.len() as u64;
+                    if self.max_body > 0 && self.body_read > self.max_body {
+                        tracing::info!("h2: request body over the limit");
+                        let _ = recv.flow_control().release_capacity(b.len());
+                        st.disconnect(DisconnectReason::BodyTooLarge);
+                        self.reject = Some(Reject::BodyTooLarge);
+                        return;
+                    }
+                    if b.is_empty() {
+                        if recv.is_end_stream() {
+                            st.body_finished = true;
+                            return;
+                        }
+                        continue;
+                    }
+                    st.inbound.push_back(b);
+                    st.body_finished = recv.is_end_stream();
+                    return;
+                }
+                Poll::Ready(None) => {
+                    st.body_finished = true;
+                    return;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let reason = if e.is_reset() || e.is_go_away() {
+                        DisconnectReason::ClientClosed
+                    } else if e.is_io() {
+                        DisconnectReason::ReadError
+                    } else {
+                        DisconnectReason::ProtocolError
+                    };
+                    tracing::debug!(error = %e, "h2: request body failed");
+                    st.disconnect(reason);
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    /// After the app returned: the 500 backstop, refusals and broken responses.
+    fn finish(&mut self) {
+        let result = self.result.take();
+        let (started, done, gone, reset, server) = {
+            let st = self.stream.lock();
+            (
+                st.response_started(),
+                st.response_done(),
+                st.disconnected.clone(),
+                st.reset,
+                st.server_header.clone(),
+            )
+        };
+        if let Some(Err(e)) = &result {
+            if started {
+                tracing::error!(error = %e, "app failed after the response started; resetting the stream");
+            } else if gone.is_none() || self.reject.is_some() {
+                tracing::error!(error = %e, "app failed before starting a response");
+            }
+        }
+        let reject = if !started {
+            match (self.reject, &gone) {
+                (Some(r), _) => Some(r),
+                (None, None) => {
+                    if result.as_ref().is_some_and(|r| r.is_ok()) {
+                        tracing::error!("app returned without starting a response");
+                    }
+                    Some(Reject::AppError)
+                }
+                (None, Some(_)) => None,
+            }
+        } else {
+            None
+        };
+        if let Some(r) = reject {
+            if let Some(respond) = self.respond.take() {
+                send_reject(respond, r, server.as_ref());
+            }
+            return;
+        }
+        let reason = if let Some(r) = self.reject {
+            Some(r.h2_reason())
+        } else if let Some(r) = reset {
+            Some(r)
+        } else if gone.is_some() {
+            Some(Reason::CANCEL)
+        } else if started && !done {
+            tracing::warn!("app returned before completing the response; resetting the stream");
+            Some(Reason::INTERNAL_ERROR)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            if let Some(s) = self.send.as_mut() {
+                s.send_reset(reason);
+            } else if let Some(r) = self.respond.as_mut() {
+                r.send_reset(reason);
+            }
+        }
+        // Dropping the handles now: if the request body is still coming, h2 sends
+        // RST_STREAM(NO_ERROR) after the response (RFC 9113 §8.1).
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Tell app handles that outlive the stream (spawned tasks) that it is gone.
+        let mut wakers = Vec::new();
+        {
+            let mut st = self.stream.lock();
+            if !st.finished {
+                st.finished = true;
+                st.disconnect(DisconnectReason::ServerShutdown);
+            }
+            st.take_app_wakers(&mut wakers);
+        }
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// The next piece of at most `cap` bytes from the queue. `None` when a file cannot be read.
+fn take_chunk(out: &mut VecDeque<Out>, cap: usize) -> Option<Bytes> {
+    match out.front_mut()? {
+        Out::Bytes(b) => {
+            if b.len() <= cap {
+                match out.pop_front() {
+                    Some(Out::Bytes(b)) => Some(b),
+                    _ => None,
+                }
+            } else {
+                Some(b.split_to(cap))
+            }
+        }
+        Out::File { file, remaining } => {
+            let n = (*remaining).min(FILE_CHUNK).min(cap as u64) as usize;
+            let mut buf = vec![0u8; n];
+            if let Err(e) = file.read_exact(&mut buf) {
+                tracing::error!(error = %e, "h2: reading a response file failed");
+                return None;
+            }
+            *remaining -= n as u64;
+            if *remaining == 0 {
+                out.pop_front();
+            }
+            Some(Bytes::from(buf))
+        }
+    }
+}
+
+/// Sends a refusal as the stream's whole response.
+pub(crate) fn send_reject(
+    mut respond: SendResponse<Bytes>,
+    reject: Reject,
+    server: Option<&Bytes>,
+) {
+    let body = reject.h2_body();
+    let mut headers = Headers::new()
+        .with("content-type", "text/plain; charset=utf-8")
+        .with("content-length", body.len().to_string());
+    if let Some((n, v)) = reject.extra_field() {
+        headers.push(n, v);
+    }
+    let Ok(head) = response_head(reject.h2_status(), &headers, server) else {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    };
+    if let Ok(mut s) = respond.send_response(head, false) {
+        let _ = s.send_data(Bytes::from(body), true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st() -> St {
+        St::new(Setup {
+            head_request: false,
+            connect: false,
+            sse: false,
+            body_empty: true,
+            high_water: 64 * 1024,
+            low_water: 16 * 1024,
+            server_header: Some(Bytes::from_static(b"pagi-server")),
+        })
+    }
+
+    #[test]
+    fn single_piece_gets_a_length_and_ends_with_its_data() {
+        let mut s = st();
+        s.start_response(
+            200,
+            Headers::new().with("Content-Type", "text/plain"),
+            false,
+        )
+        .unwrap();
+        assert!(s.head.is_none(), "held until the body or a yield");
+        let mut b = ResponseBody::default();
+        b.bytes = Bytes::from_static(b"hello");
+        s.response_body(b).unwrap();
+        let head = s.head.take().unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(head.headers()["content-length"], "5");
+        assert_eq!(head.headers()["content-type"], "text/plain");
+        assert_eq!(head.headers()["server"], "pagi-server");
+        assert!(head.headers().contains_key("date"));
+        assert!(s.end && s.out_len == 5 && s.response_done());
+    }
+
+    #[test]
+    fn connection_specific_fields_are_dropped() {
+        let h = Headers::new()
+            .with("Connection", "close")
+            .with("transfer-encoding", "chunked")
+            .with("te", "gzip")
+            .with("x-a", "1")
+            .with("te", "trailers");
+        crate::proto::h1::exchange::check_headers(&h).unwrap();
+        let head = response_head(200, &h, None).unwrap();
+        let names: Vec<_> = head.headers().keys().map(|k| k.as_str()).collect();
+        assert!(names.contains(&"x-a") && names.contains(&"te"));
+        assert!(!names.contains(&"connection") && !names.contains(&"transfer-encoding"));
+        assert_eq!(head.headers().get_all("te").iter().count(), 1);
+    }
+
+    #[test]
+    fn body_longer_than_length_is_cut_and_fails() {
+        let mut s = st();
+        s.start_response(200, Headers::new().with("content-length", "3"), false)
+            .unwrap();
+        let mut b = ResponseBody::default();
+        b.bytes = Bytes::from_static(b"hello");
+        b.more = true;
+        assert!(s.response_body(b).is_err());
+        assert_eq!(s.out_len, 3);
+        assert!(s.end && s.reset.is_none());
+    }
+
+    #[test]
+    fn body_shorter_than_length_resets() {
+        let mut s = st();
+        s.start_response(200, Headers::new().with("content-length", "10"), false)
+            .unwrap();
+        let mut b = ResponseBody::default();
+        b.bytes = Bytes::from_static(b"hi");
+        assert!(s.response_body(b).is_err());
+        assert_eq!(s.reset, Some(Reason::INTERNAL_ERROR));
+    }
+
+    #[test]
+    fn head_and_204_drop_the_body() {
+        let mut s = st();
+        s.head_request = true;
+        s.start_response(200, Headers::new(), false).unwrap();
+        let mut b = ResponseBody::default();
+        b.bytes = Bytes::from_static(b"hello");
+        s.response_body(b).unwrap();
+        assert_eq!(s.out_len, 0);
+        assert_eq!(s.head.as_ref().unwrap().headers()["content-length"], "5");
+        let mut s = st();
+        s.start_response(204, Headers::new(), false).unwrap();
+        s.response_body(ResponseBody::default()).unwrap();
+        assert!(!s
+            .head
+            .as_ref()
+            .unwrap()
+            .headers()
+            .contains_key("content-length"));
+    }
+
+    #[test]
+    fn same_start_checks_as_http1() {
+        let mut s = st();
+        assert!(s.start_response(101, Headers::new(), false).is_err());
+        assert!(s
+            .start_response(200, Headers::new().with("x", "a\r\nb"), false)
+            .is_err());
+        assert!(s
+            .start_response(200, Headers::new().with("content-length", "x"), false)
+            .is_err());
+        s.connect = true;
+        assert!(s.start_response(200, Headers::new(), false).is_err());
+        assert!(s.start_response(405, Headers::new(), false).is_ok());
+    }
+
+    #[test]
+    fn trailers_after_the_body() {
+        let mut s = st();
+        s.start_response(200, Headers::new(), true).unwrap();
+        let mut b = ResponseBody::default();
+        b.bytes = Bytes::from_static(b"x");
+        s.response_body(b).unwrap();
+        assert!(!s.end);
+        s.trailers(Headers::new().with("x-checksum", "abc"))
+            .unwrap();
+        assert!(s.end);
+        assert_eq!(s.trailers.as_ref().unwrap()["x-checksum"], "abc");
+    }
+
+    #[test]
+    fn chunks_respect_capacity() {
+        let mut q = VecDeque::new();
+        q.push_back(Out::Bytes(Bytes::from_static(b"abcdef")));
+        assert_eq!(take_chunk(&mut q, 4).unwrap(), "abcd");
+        assert_eq!(take_chunk(&mut q, 4).unwrap(), "ef");
+        assert!(take_chunk(&mut q, 4).is_none());
+    }
+}
