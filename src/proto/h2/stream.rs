@@ -280,9 +280,10 @@ impl St {
             _ => length.or(final_len),
         };
         if length.is_none() {
+            // The app set no `content-length` (its value would be `length`): append, no lookup.
             if let Some(n) = known {
                 head.headers_mut()
-                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+                    .append(http::header::CONTENT_LENGTH, HeaderValue::from(n));
             }
         }
         self.head = Some(head);
@@ -526,7 +527,16 @@ fn connection_specific(name: &[u8], value: &[u8]) -> bool {
 
 /// An app's header list as an HTTP/2 header map (already checked by `check_headers`).
 fn header_map(headers: &Headers, extra: Option<usize>) -> Result<HeaderMap, Error> {
+    Ok(header_map_seen(headers, extra)?.0)
+}
+
+/// [`header_map`], and whether the list had a `date` and a `server` field.
+fn header_map_seen(
+    headers: &Headers,
+    extra: Option<usize>,
+) -> Result<(HeaderMap, bool, bool), Error> {
     let mut map = HeaderMap::with_capacity(headers.len() + extra.unwrap_or(0));
+    let (mut date, mut server) = (false, false);
     for (n, v) in headers {
         if connection_specific(n, v) {
             continue;
@@ -543,9 +553,11 @@ fn header_map(headers: &Headers, extra: Option<usize>) -> Result<HeaderMap, Erro
                 String::from_utf8_lossy(n)
             ))
         })?;
+        date |= name == http::header::DATE;
+        server |= name == http::header::SERVER;
         map.append(name, value);
     }
-    Ok(map)
+    Ok((map, date, server))
 }
 
 /// The response head for `http.response.start`: the app's fields (connection-specific ones
@@ -555,17 +567,16 @@ fn response_head(
     headers: &Headers,
     server: Option<&Bytes>,
 ) -> Result<http::Response<()>, Error> {
-    let mut map = header_map(headers, Some(2))?;
-    if !map.contains_key(http::header::DATE) {
+    // Room for `date`, `server` and a `content-length` added later: no rehash on the way.
+    let (mut map, has_date, has_server) = header_map_seen(headers, Some(3))?;
+    if !has_date {
         if let Some(d) = date() {
-            map.insert(http::header::DATE, d);
+            map.append(http::header::DATE, d);
         }
     }
-    if let Some(s) = server {
-        if !map.contains_key(http::header::SERVER) {
-            if let Ok(v) = HeaderValue::from_maybe_shared(s.clone()) {
-                map.insert(http::header::SERVER, v);
-            }
+    if let Some(s) = server.filter(|_| !has_server) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(s.clone()) {
+            map.append(http::header::SERVER, v);
         }
     }
     let status = http::StatusCode::from_u16(status)
