@@ -128,6 +128,17 @@ async fn app(scope: Scope, rx: Receiver, tx: Sender) -> Result<(), BoxError> {
                 SENT.fetch_add(1, Ordering::SeqCst);
             }
         }
+        "/stall" => {
+            // Sends 128 KiB (more than the window and the queue take: `send` waits), then
+            // reports what `receive` gives.
+            tx.send(SendEvent::start(200, Headers::new())).await?;
+            let piece = Bytes::from(vec![b'y'; 16 * 1024]);
+            for i in 0..8 {
+                tx.send(SendEvent::body(piece.clone(), i < 7)).await?;
+            }
+            let ev = rx.receive().await?;
+            log(format!("stall: {ev:?}"));
+        }
         "/wait-disconnect" => {
             // Never answers; reports the disconnect it sees.
             loop {
@@ -453,6 +464,51 @@ async fn response_body_waits_for_the_window() {
     }
     assert_eq!(total, 64 * 16 * 1024);
     assert_eq!(SENT.load(Ordering::SeqCst), 64);
+}
+
+#[tokio::test]
+async fn stalled_window_is_reset_after_timeout_io() {
+    let srv = serve(app, |c| {
+        base(c);
+        c.timeout_io = Duration::from_millis(500);
+    });
+    let io = TcpStream::connect(srv.addr()).await.unwrap();
+    let (c, conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, Bytes>(io)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut c = c.ready().await.unwrap();
+    let started = std::time::Instant::now();
+    let (resp, _) = c.send_request(req("GET", "/stall"), true).unwrap();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    // The window never opens: no byte comes, then RST_STREAM(CANCEL) after `timeout_io`.
+    let got = tokio::time::timeout(Duration::from_secs(5), body.data())
+        .await
+        .expect("the stream was not reset within 5 s");
+    let err = got.expect("a reset, not the end of the body").unwrap_err();
+    assert_eq!(err.reason(), Some(h2::Reason::CANCEL), "{err:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(3),
+        "reset after {waited:?}"
+    );
+    for _ in 0..100 {
+        if !logged("stall:").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = logged("stall:");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen, ["stall: HttpDisconnect"]);
+    // Only that stream ended: the connection still serves (a bodiless answer, as this
+    // client's windows are shut).
+    let (status, _, body, _) = fetch(&mut c, req("GET", "/nobody"), b"").await;
+    assert_eq!((status, body.len()), (204, 0));
 }
 
 // ===== reset, trailers, GOAWAY =====

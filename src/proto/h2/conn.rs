@@ -175,7 +175,7 @@ pub(crate) async fn serve<T, A>(
 
 /// Ready once `deadline` has passed. The timer is moved only when the deadline gets earlier
 /// or when it fires early, so a busy connection does not touch the timer wheel per request.
-fn poll_deadline(
+pub(crate) fn poll_deadline(
     timer: &mut Option<Pin<Box<Sleep>>>,
     cx: &mut Context<'_>,
     deadline: Instant,
@@ -227,7 +227,14 @@ fn start_stream<A: App>(
     let stream = Arc::new(Stream::new(st));
     let shutdown = sse.then(|| Box::pin(shared.graceful.clone().cancelled_owned()));
     let recv = (!body_empty).then_some(body);
-    let driver = Driver::new(stream.clone(), respond, recv, cfg.max_body_size, shutdown);
+    let driver = Driver::new(
+        stream.clone(),
+        respond,
+        recv,
+        cfg.max_body_size,
+        cfg.timeout_io,
+        shutdown,
+    );
     let refuse = match &parts {
         Err(r) => Some(*r),
         Ok(_) if cfg.max_body_size > 0 && content_length.is_some_and(|n| n > cfg.max_body_size) => {

@@ -55,24 +55,34 @@ pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject
     let method = method(&head.method)?;
     let connect = head.method == http::Method::CONNECT;
     let uri = &head.uri;
+    // Every byte string of the scope (authority, path, query, field values) is copied into
+    // one buffer and handed out as slices of it: two allocations per request, not one per
+    // field.
+    let estimate = uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + head.headers.values().map(|v| v.len()).sum::<usize>();
+    let mut buf: Vec<u8> = Vec::with_capacity(estimate);
+    let put = |buf: &mut Vec<u8>, b: &[u8]| {
+        let start = buf.len();
+        buf.extend_from_slice(b);
+        start..buf.len()
+    };
     let authority = match uri.authority() {
         Some(a) => {
             let a = a.as_str();
             if !valid_host(a.as_bytes()) {
                 return Err(Reject::BadRequest("malformed :authority"));
             }
-            Some(Bytes::copy_from_slice(a.as_bytes()))
+            Some(put(&mut buf, a.as_bytes()))
         }
         None => None,
     };
     let (raw_path, query) = if connect {
-        // Plain CONNECT names only an authority; it is the request's "path", as on HTTP/1.1.
         let Some(a) = &authority else {
             return Err(Reject::BadRequest("CONNECT without :authority"));
         };
-        (a.clone(), Bytes::new())
+        (a.clone(), 0..0)
     } else {
-        // `h2` requires `:scheme` but leaves it out of the URI when there is no `:authority`.
         match uri.scheme_str() {
             Some("http" | "https") | None => {}
             Some(_) => return Err(Reject::BadRequest("unsupported :scheme")),
@@ -84,19 +94,18 @@ pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject
         if raw == "*" && head.method != http::Method::OPTIONS {
             return Err(Reject::BadRequest("asterisk form outside OPTIONS"));
         }
-        let query = uri
-            .query()
-            .map_or_else(Bytes::new, |q| Bytes::copy_from_slice(q.as_bytes()));
-        (Bytes::copy_from_slice(raw.as_bytes()), query)
+        let raw = put(&mut buf, raw.as_bytes());
+        let query = uri.query().map_or(0..0, |q| put(&mut buf, q.as_bytes()));
+        (raw, query)
     };
-    let path = decode_path(&raw_path);
 
-    let mut list: Vec<(Bytes, Bytes)> = Vec::with_capacity(head.headers.len() + 1);
+    let mut fields: Vec<(Bytes, std::ops::Range<usize>)> =
+        Vec::with_capacity(head.headers.len() + 1);
     let mut cookie: Option<usize> = None;
     let mut content_length = None;
     let mut hosts = 0;
     if let Some(a) = authority.clone() {
-        list.push((Bytes::from_static(b"host"), a));
+        fields.push((Bytes::from_static(b"host"), a));
     }
     for (name, value) in &head.headers {
         let v = value.as_bytes();
@@ -110,28 +119,32 @@ pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject
             }
         } else if name == http::header::COOKIE {
             if let Some(i) = cookie {
-                let prev = &list[i].1;
-                let mut merged = Vec::with_capacity(prev.len() + 2 + v.len());
-                merged.extend_from_slice(prev);
-                merged.extend_from_slice(b"; ");
-                merged.extend_from_slice(v);
-                list[i].1 = Bytes::from(merged);
+                let prev = fields[i].1.clone();
+                let start = buf.len();
+                buf.extend_from_within(prev);
+                buf.extend_from_slice(b"; ");
+                buf.extend_from_slice(v);
+                fields[i].1 = start..buf.len();
                 continue;
             }
-            cookie = Some(list.len());
+            cookie = Some(fields.len());
         } else if name == http::header::CONTENT_LENGTH {
-            // `h2` refuses a malformed one and checks the DATA against it.
             content_length = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
         }
-        list.push((name_bytes(name), Bytes::copy_from_slice(v)));
+        let v = put(&mut buf, v);
+        fields.push((name_bytes(name), v));
     }
     if hosts > 1 && authority.is_none() {
         return Err(Reject::BadRequest("more than one host"));
     }
+    let all = Bytes::from(buf);
+    let raw_path = all.slice(raw_path);
+    let path = decode_path(&raw_path);
+    let list: Vec<(Bytes, Bytes)> = fields.into_iter().map(|(n, r)| (n, all.slice(r))).collect();
     Ok(RequestParts {
         method,
         raw_path,
-        query,
+        query: all.slice(query),
         path,
         headers: Headers::from(list),
         content_length,

@@ -9,7 +9,7 @@
 //! one; their bytes are released to the peer's window when the app takes them, so a slow app
 //! makes the client wait instead of the server buffering.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use http::header::{HeaderName, HeaderValue};
@@ -26,7 +26,8 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use tokio::time::Sleep;
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::Reject;
@@ -37,6 +38,19 @@ use crate::proto::h1::sse::{poll_sse_keepalive, SseState, SseTarget};
 const MAX_RESERVE: u64 = 1 << 20;
 /// How much of a file is read per DATA piece.
 const FILE_CHUNK: u64 = 64 * 1024;
+/// Body pieces smaller than this are copied into the queue's last buffer instead of being
+/// queued one by one: an app that sends many tiny pieces then holds about as much memory as
+/// it sent, not a queue entry (and an allocation) per piece.
+const COALESCE_BELOW: usize = 1024;
+/// The largest buffer small pieces are gathered into.
+const COALESCE_MAX: usize = 16 * 1024;
+/// What one queue entry costs beyond its bytes; counted towards the write high-water mark so
+/// that `send` waits on memory actually held, not on payload alone.
+const PIECE_COST: u64 = 64;
+/// Events `send` accepts in one poll of the app before it yields to the connection's other
+/// streams and connections (an app that sends thousands of pieces without waiting would
+/// otherwise hold the connection's task, and every stream on it, until its queue is full).
+const SEND_BUDGET: u32 = 64;
 
 /// The shared state; see the module docs.
 #[derive(Debug, Default)]
@@ -81,7 +95,12 @@ enum Resp {
 #[derive(Debug)]
 enum Out {
     Bytes(Bytes),
-    File { file: File, remaining: u64 },
+    /// Small pieces gathered into one buffer.
+    Gathered(BytesMut),
+    File {
+        file: File,
+        remaining: u64,
+    },
 }
 
 /// The state of one stream.
@@ -121,6 +140,11 @@ pub(crate) struct St {
     server_header: Option<Bytes>,
     driver_waker: Option<Waker>,
     in_app_poll: bool,
+    /// Events accepted in the current poll of the app (see [`SEND_BUDGET`]).
+    sends_this_poll: u32,
+    /// `send` yielded for the budget: its next poll waits on the high-water mark, as it would
+    /// have without yielding.
+    budget_yield: bool,
     // ----- connection -----
     disconnected: Option<DisconnectReason>,
     disc_wakers: Vec<Waker>,
@@ -171,6 +195,11 @@ impl St {
         }
     }
 
+    /// Bytes held for the response, with the cost of each queue entry.
+    fn held(&self) -> u64 {
+        self.out_len + self.out.len() as u64 * PIECE_COST
+    }
+
     /// Marks the client gone (once); queued output is dropped.
     pub(crate) fn disconnect(&mut self, reason: DisconnectReason) {
         if self.disconnected.is_none() {
@@ -199,7 +228,7 @@ impl St {
             self.low_water
         };
         if self.send_waker.is_some()
-            && (gone || (self.out_len <= threshold && self.hints.is_empty()))
+            && (gone || (self.held() <= threshold && self.hints.is_empty()))
         {
             out.extend(self.send_waker.take());
         }
@@ -256,9 +285,10 @@ impl St {
             _ => length.or(final_len),
         };
         if length.is_none() {
+            // The app set no `content-length` (its value would be `length`): append, no lookup.
             if let Some(n) = known {
                 head.headers_mut()
-                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+                    .append(http::header::CONTENT_LENGTH, HeaderValue::from(n));
             }
         }
         self.head = Some(head);
@@ -339,13 +369,44 @@ impl St {
     fn push(&mut self, bytes: Bytes, file: Option<(File, u64)>) {
         if !bytes.is_empty() {
             self.out_len += bytes.len() as u64;
-            self.out.push_back(Out::Bytes(bytes));
+            if let Some(bytes) = self.gather(bytes) {
+                self.out.push_back(Out::Bytes(bytes));
+            }
         }
         if let Some((file, n)) = file {
             if n > 0 {
                 self.out_len += n;
                 self.out.push_back(Out::File { file, remaining: n });
             }
+        }
+    }
+
+    /// Copies a small piece into the last queued buffer when it fits (turning a small queued
+    /// piece into a buffer first); gives the piece back when it is to be queued as it is.
+    fn gather(&mut self, bytes: Bytes) -> Option<Bytes> {
+        let n = bytes.len();
+        if n >= COALESCE_BELOW {
+            return Some(bytes);
+        }
+        match self.out.back_mut() {
+            Some(Out::Gathered(buf)) if buf.len() + n <= COALESCE_MAX => {
+                buf.extend_from_slice(&bytes);
+                None
+            }
+            Some(last @ Out::Bytes(_)) => {
+                let Out::Bytes(prev) = last else {
+                    return Some(bytes);
+                };
+                if prev.len() >= COALESCE_BELOW {
+                    return Some(bytes);
+                }
+                let mut buf = BytesMut::with_capacity((2 * (prev.len() + n)).max(512));
+                buf.extend_from_slice(prev);
+                buf.extend_from_slice(&bytes);
+                *last = Out::Gathered(buf);
+                None
+            }
+            _ => Some(bytes),
         }
     }
 
@@ -488,7 +549,16 @@ fn connection_specific(name: &[u8], value: &[u8]) -> bool {
 
 /// An app's header list as an HTTP/2 header map (already checked by `check_headers`).
 fn header_map(headers: &Headers, extra: Option<usize>) -> Result<HeaderMap, Error> {
+    Ok(header_map_seen(headers, extra)?.0)
+}
+
+/// [`header_map`], and whether the list had a `date` and a `server` field.
+fn header_map_seen(
+    headers: &Headers,
+    extra: Option<usize>,
+) -> Result<(HeaderMap, bool, bool), Error> {
     let mut map = HeaderMap::with_capacity(headers.len() + extra.unwrap_or(0));
+    let (mut date, mut server) = (false, false);
     for (n, v) in headers {
         if connection_specific(n, v) {
             continue;
@@ -505,9 +575,11 @@ fn header_map(headers: &Headers, extra: Option<usize>) -> Result<HeaderMap, Erro
                 String::from_utf8_lossy(n)
             ))
         })?;
+        date |= name == http::header::DATE;
+        server |= name == http::header::SERVER;
         map.append(name, value);
     }
-    Ok(map)
+    Ok((map, date, server))
 }
 
 /// The response head for `http.response.start`: the app's fields (connection-specific ones
@@ -517,17 +589,16 @@ pub(crate) fn response_head(
     headers: &Headers,
     server: Option<&Bytes>,
 ) -> Result<http::Response<()>, Error> {
-    let mut map = header_map(headers, Some(2))?;
-    if !map.contains_key(http::header::DATE) {
+    // Room for `date`, `server` and a `content-length` added later: no rehash on the way.
+    let (mut map, has_date, has_server) = header_map_seen(headers, Some(3))?;
+    if !has_date {
         if let Some(d) = date() {
-            map.insert(http::header::DATE, d);
+            map.append(http::header::DATE, d);
         }
     }
-    if let Some(s) = server {
-        if !map.contains_key(http::header::SERVER) {
-            if let Ok(v) = HeaderValue::from_maybe_shared(s.clone()) {
-                map.insert(http::header::SERVER, v);
-            }
+    if let Some(s) = server.filter(|_| !has_server) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(s.clone()) {
+            map.append(http::header::SERVER, v);
         }
     }
     let status = http::StatusCode::from_u16(status)
@@ -580,6 +651,16 @@ impl Sink for Stream {
             let r = st.accept(ev);
             st.poke_driver();
             r?;
+            if st.in_app_poll {
+                st.sends_this_poll += 1;
+                if st.sends_this_poll > SEND_BUDGET {
+                    // Yield: the event is taken; the next poll (right after the connection's
+                    // other work) returns once the queue is below the mark.
+                    st.budget_yield = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
             if st.flush_requested {
                 0
             } else {
@@ -587,12 +668,14 @@ impl Sink for Stream {
             }
         } else if st.flush_requested {
             0
+        } else if std::mem::take(&mut st.budget_yield) {
+            st.high_water
         } else {
             st.low_water
         };
         if st.disconnected.is_some()
             || st.finished
-            || (st.out_len <= threshold && st.hints.is_empty())
+            || (st.held() <= threshold && st.hints.is_empty())
         {
             st.flush_requested = false;
             return Poll::Ready(Ok(()));
@@ -662,6 +745,14 @@ pub(crate) struct Driver {
     keepalive_timer: Option<Pin<Box<Sleep>>>,
     /// Graceful shutdown, watched by SSE streams only (they end then).
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The I/O stall guard (`timeout_io`; zero: off): when the current stall ends the stream.
+    io_timeout: Duration,
+    stall: Option<Instant>,
+    stall_timer: Option<Pin<Box<Sleep>>>,
+    /// Response pieces handed to `h2` so far (progress for the stall guard).
+    handed: u64,
+    /// RST_STREAM already sent by the stall guard.
+    reset_sent: bool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -676,6 +767,7 @@ impl Driver {
         respond: SendResponse<Bytes>,
         recv: Option<RecvStream>,
         max_body: u64,
+        io_timeout: Duration,
         shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     ) -> Self {
         Driver {
@@ -689,6 +781,11 @@ impl Driver {
             result: None,
             keepalive_timer: None,
             shutdown,
+            io_timeout,
+            stall: None,
+            stall_timer: None,
+            handed: 0,
+            reset_sent: false,
         }
     }
 
@@ -717,7 +814,11 @@ impl Driver {
         let stream = self.stream.clone();
         loop {
             if self.result.is_none() {
-                stream.lock().in_app_poll = true;
+                {
+                    let mut st = stream.lock();
+                    st.in_app_poll = true;
+                    st.sends_this_poll = 0;
+                }
                 let polled = std::panic::catch_unwind(AssertUnwindSafe(|| app.as_mut().poll(cx)));
                 let mut st = stream.lock();
                 st.in_app_poll = false;
@@ -757,12 +858,26 @@ impl Driver {
                 // head goes out now, for a streamed body.
                 st.encode_pending_head(None);
             }
+            let handed = self.handed;
             if !app_done || st.response_done() {
                 self.pump_out(cx, &mut st);
             }
             self.watch_reset(cx, &mut st);
+            let write_stalled =
+                st.disconnected.is_none() && st.reset.is_none() && !st.out.is_empty();
+            let mut progress = self.handed != handed;
+            let mut read_stalled = false;
             if st.disconnected.is_none() && !app_done {
+                let waiting = st.want_body && st.inbound.is_empty() && !st.body_finished;
                 self.pump_in(cx, &mut st);
+                read_stalled = waiting
+                    && st.disconnected.is_none()
+                    && st.inbound.is_empty()
+                    && !st.body_finished;
+                progress |= waiting && !read_stalled;
+            }
+            if write_stalled || read_stalled || self.stall.is_some() {
+                self.guard_stall(cx, &mut st, progress, write_stalled, read_stalled);
             }
             if st.release > 0 {
                 let n = std::mem::take(&mut st.release);
@@ -793,6 +908,50 @@ impl Driver {
         }
     }
 
+    /// The I/O stall guard, as on HTTP/1.1: a client that takes no response byte while some
+    /// is queued (its window stays shut), or sends no body byte while the app waits for one,
+    /// for `timeout_io` ends the stream: RST_STREAM(CANCEL) (or `408` when nothing was sent
+    /// and the app waited for body), and the app sees `http.disconnect`.
+    fn guard_stall(
+        &mut self,
+        cx: &mut Context<'_>,
+        st: &mut St,
+        progress: bool,
+        write_stalled: bool,
+        read_stalled: bool,
+    ) {
+        let limit = self.io_timeout;
+        if progress || !(write_stalled || read_stalled) || limit.is_zero() {
+            self.stall = None;
+        }
+        if !(write_stalled || read_stalled) || limit.is_zero() {
+            return;
+        }
+        let deadline = *self.stall.get_or_insert_with(|| Instant::now() + limit);
+        if super::conn::poll_deadline(&mut self.stall_timer, cx, deadline).is_pending() {
+            return;
+        }
+        self.stall = None;
+        tracing::info!(?limit, "h2: client stalled; ending the stream");
+        if write_stalled {
+            st.disconnect(DisconnectReason::WriteTimeout);
+        } else {
+            st.disconnect(DisconnectReason::ClientTimeout);
+        }
+        if !write_stalled && self.send.is_none() {
+            // Nothing sent yet: a 408 answers when the app returns (RST_STREAM(CANCEL) if it
+            // had started a response).
+            self.reject = Some(Reject::Timeout);
+            return;
+        }
+        if let Some(s) = self.send.as_mut() {
+            s.send_reset(Reason::CANCEL);
+        } else if let Some(r) = self.respond.as_mut() {
+            r.send_reset(Reason::CANCEL);
+        }
+        self.reset_sent = true;
+    }
+
     /// Hands the head, the queued body and the end of the stream to `h2`, within the peer's
     /// flow-control window.
     fn pump_out(&mut self, cx: &mut Context<'_>, st: &mut St) {
@@ -816,6 +975,7 @@ impl Driver {
                 Ok(s) => {
                     self.send = Some(s);
                     st.end_sent = eos;
+                    self.handed += 1;
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "h2: cannot send the response head");
@@ -858,6 +1018,7 @@ impl Driver {
                 return;
             };
             st.out_len -= chunk.len() as u64;
+            self.handed += 1;
             let eos = st.out.is_empty() && st.end && st.trailers.is_none();
             if send.send_data(chunk, eos).is_err() {
                 st.disconnect(DisconnectReason::WriteError);
@@ -1002,7 +1163,7 @@ impl Driver {
         } else {
             None
         };
-        if let Some(reason) = reason {
+        if let Some(reason) = reason.filter(|_| !self.reset_sent) {
             if let Some(s) = self.send.as_mut() {
                 s.send_reset(reason);
             } else if let Some(r) = self.respond.as_mut() {
@@ -1041,6 +1202,16 @@ fn take_chunk(out: &mut VecDeque<Out>, cap: usize) -> Option<Bytes> {
                 }
             } else {
                 Some(b.split_to(cap))
+            }
+        }
+        Out::Gathered(b) => {
+            if b.len() <= cap {
+                match out.pop_front() {
+                    Some(Out::Gathered(b)) => Some(b.freeze()),
+                    _ => None,
+                }
+            } else {
+                Some(b.split_to(cap).freeze())
             }
         }
         Out::File { file, remaining } => {
@@ -1207,6 +1378,44 @@ mod tests {
             .unwrap();
         assert!(s.end);
         assert_eq!(s.trailers.as_ref().unwrap()["x-checksum"], "abc");
+    }
+
+    #[test]
+    fn small_pieces_are_gathered() {
+        let mut s = st();
+        s.start_response(200, Headers::new(), false).unwrap();
+        let mut want = Vec::new();
+        for i in 0..10_000 {
+            let line = format!("line {i}\n");
+            want.extend_from_slice(line.as_bytes());
+            let mut b = ResponseBody::default();
+            b.bytes = Bytes::from(line);
+            b.more = true;
+            s.response_body(b).unwrap();
+        }
+        // A big piece is queued as it is, and the next small one starts a new buffer.
+        let big = Bytes::from(vec![b'z'; 4096]);
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"end");
+        for (bytes, more) in [(big, true), (Bytes::from_static(b"end"), false)] {
+            let mut b = ResponseBody::default();
+            b.bytes = bytes;
+            b.more = more;
+            s.response_body(b).unwrap();
+        }
+        assert_eq!(s.out_len, want.len() as u64);
+        let entries = s.out.len();
+        assert!(
+            entries <= want.len() / COALESCE_MAX + 3,
+            "{entries} queue entries"
+        );
+        assert_eq!(s.held(), s.out_len + entries as u64 * PIECE_COST);
+        let mut got = Vec::new();
+        while let Some(c) = take_chunk(&mut s.out, 5000) {
+            assert!(c.len() <= 5000);
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(got, want);
     }
 
     #[test]
