@@ -553,9 +553,29 @@ async fn accept_loop<A: App>(
 }
 
 async fn accept_error(e: std::io::Error) {
-    // Out of file descriptors (or similar): pause instead of spinning on the error.
+    // Out of file descriptors (or similar): pause instead of spinning on the error, and say so
+    // at most once a second (the pause repeats every 100 ms while it lasts).
     if matches!(e.raw_os_error(), Some(code) if code == 24 || code == 23) {
-        tracing::warn!(error = %e, "accept: out of file descriptors; pausing 100 ms");
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        static QUIET: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = LAST.load(Ordering::Relaxed);
+        if now != last
+            && LAST
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let held = QUIET.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                error = %e,
+                more_since_last_warning = held,
+                "accept: out of file descriptors; pausing accepts 100 ms at a time"
+            );
+        } else {
+            QUIET.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     } else {
         tracing::debug!(error = %e, "accept failed");

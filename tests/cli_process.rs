@@ -941,6 +941,111 @@ fn max_connections() {
     }
 }
 
+/// CPU time (user + system) a process has used so far, from /proc/PID/stat, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // The fields after the command name (which is in parentheses); utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')').expect(")") + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_pauses_accepting_instead_of_spinning() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "prlimit (util-linux) is missing"
+        );
+        eprintln!("SKIP: prlimit is missing");
+        return;
+    }
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    // 40 descriptors: the server's own (runtime, listener, stdio) leave room for a few dozen
+    // connections.
+    let child = Command::new("prlimit")
+        .args(["--nofile=40:40", BIN, "--listen", &addr.to_string()])
+        .args([
+            "--max-connections",
+            "0",
+            "--threads",
+            "1",
+            "--log-level",
+            "warn",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut p = Proc {
+        child,
+        args: vec![],
+        stderr_path: log.clone(),
+        _log_dir: dir,
+    };
+    p.wait_tcp(addr).unwrap();
+    let pid = p.pid();
+    // Open many more connections than the server can hold (idle: they are closed as soon as
+    // the client goes); the rest wait in the listen queue while accept fails with EMFILE.
+    let held: Vec<TcpStream> = (0..80).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // Give it time to run out, then measure: a server spinning on EMFILE burns a whole core.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("out of file descriptors")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no EMFILE warning: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // Clock ticks are 1/100 s: 2 s of spinning would be ~200.
+    assert!(
+        used < 40,
+        "{used} ticks of CPU in 2 s while out of descriptors"
+    );
+    // The warning is rate-limited: at most one a second (plus one at the edges).
+    let warnings = p.stderr().matches("out of file descriptors").count();
+    assert!(
+        (1..=5).contains(&warnings),
+        "{warnings} warnings: {}",
+        p.stderr()
+    );
+    // Once the connections are gone, the server serves again.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut c) = TcpStream::connect(addr) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            if c.write_all(&get("/")).is_ok() {
+                let mut buf = Vec::new();
+                let _ = c.read_to_end(&mut buf);
+                if buf.starts_with(b"HTTP/1.1 200 ") {
+                    break;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not serving after EMFILE: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(p.is_running());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Real clients
 // ---------------------------------------------------------------------------------------------
