@@ -49,6 +49,14 @@ impl RequestParts {
     }
 }
 
+/// Field entries a thread's scratch list keeps room for between requests.
+const SCRATCH_KEEP: usize = 64;
+
+thread_local! {
+    static FIELDS: std::cell::RefCell<Vec<(Bytes, std::ops::Range<usize>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Maps a request head (as `h2` delivers it) to scope fields, or refuses it with the status
 /// the HTTP/1.1 engine would give the same fault.
 pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject> {
@@ -99,8 +107,11 @@ pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject
         (raw, query)
     };
 
-    let mut fields: Vec<(Bytes, std::ops::Range<usize>)> =
-        Vec::with_capacity(head.headers.len() + 1);
+    // The fields with their values' places in `buf`, in a per-thread scratch list (no
+    // allocation per request); handed back below.
+    let mut fields = FIELDS.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    fields.clear();
+    fields.reserve(head.headers.len() + 1);
     let mut cookie: Option<usize> = None;
     let mut content_length = None;
     let mut hosts = 0;
@@ -140,7 +151,10 @@ pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject
     let all = Bytes::from(buf);
     let raw_path = all.slice(raw_path);
     let path = decode_path(&raw_path);
-    let list: Vec<(Bytes, Bytes)> = fields.into_iter().map(|(n, r)| (n, all.slice(r))).collect();
+    let list: Vec<(Bytes, Bytes)> = fields.drain(..).map(|(n, r)| (n, all.slice(r))).collect();
+    if fields.capacity() <= SCRATCH_KEEP {
+        FIELDS.with(|f| *f.borrow_mut() = fields);
+    }
     Ok(RequestParts {
         method,
         raw_path,

@@ -288,7 +288,7 @@ impl St {
             // The app set no `content-length` (its value would be `length`): append, no lookup.
             if let Some(n) = known {
                 head.headers_mut()
-                    .append(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+                    .append(http::header::CONTENT_LENGTH, content_length(n));
             }
         }
         self.head = Some(head);
@@ -560,15 +560,16 @@ fn header_map_seen(
     let mut map = HeaderMap::with_capacity(headers.len() + extra.unwrap_or(0));
     let (mut date, mut server) = (false, false);
     for (n, v) in headers {
-        if connection_specific(n, v) {
-            continue;
-        }
-        let name = HeaderName::from_bytes(n).map_err(|_| {
-            Error::invalid(format!(
-                "header {:?} is not a valid field name",
-                String::from_utf8_lossy(n)
-            ))
-        })?;
+        let name = match common_name(n) {
+            Some(name) => name,
+            None if connection_specific(n, v) => continue,
+            None => HeaderName::from_bytes(n).map_err(|_| {
+                Error::invalid(format!(
+                    "header {:?} is not a valid field name",
+                    String::from_utf8_lossy(n)
+                ))
+            })?,
+        };
         let value = HeaderValue::from_maybe_shared(v.clone()).map_err(|_| {
             Error::invalid(format!(
                 "header {:?} has a control character in its value",
@@ -580,6 +581,24 @@ fn header_map_seen(
         map.append(name, value);
     }
     Ok((map, date, server))
+}
+
+/// The field names apps send most, as written by most of them (lowercase), without
+/// `HeaderName::from_bytes`'s copy-and-lookup; none is connection-specific.
+fn common_name(n: &[u8]) -> Option<HeaderName> {
+    use http::header;
+    Some(match n {
+        b"content-type" => header::CONTENT_TYPE,
+        b"content-length" => header::CONTENT_LENGTH,
+        b"cache-control" => header::CACHE_CONTROL,
+        b"location" => header::LOCATION,
+        b"set-cookie" => header::SET_COOKIE,
+        b"etag" => header::ETAG,
+        b"last-modified" => header::LAST_MODIFIED,
+        b"vary" => header::VARY,
+        b"content-encoding" => header::CONTENT_ENCODING,
+        _ => return None,
+    })
 }
 
 /// The response head for `http.response.start`: the app's fields (connection-specific ones
@@ -596,10 +615,8 @@ pub(crate) fn response_head(
             map.append(http::header::DATE, d);
         }
     }
-    if let Some(s) = server.filter(|_| !has_server) {
-        if let Ok(v) = HeaderValue::from_maybe_shared(s.clone()) {
-            map.append(http::header::SERVER, v);
-        }
+    if let Some(v) = server.filter(|_| !has_server).and_then(server_value) {
+        map.append(http::header::SERVER, v);
     }
     let status = http::StatusCode::from_u16(status)
         .map_err(|_| Error::invalid(format!("status {status} is not valid")))?;
@@ -622,6 +639,45 @@ fn date() -> Option<HeaderValue> {
             }
             c.clone()
         })
+    })
+}
+
+/// The `server` field's value, checked once per thread and value rather than per response
+/// (clones share its bytes, and `h2`'s encoder finds it in its table as before).
+fn server_value(s: &Bytes) -> Option<HeaderValue> {
+    thread_local! {
+        static SERVER: std::cell::RefCell<Option<HeaderValue>> = const { std::cell::RefCell::new(None) };
+    }
+    SERVER.with(|cell| {
+        let mut c = cell.borrow_mut();
+        if c.as_ref().is_none_or(|v| v.as_bytes() != s.as_ref()) {
+            *c = Some(HeaderValue::from_maybe_shared(s.clone()).ok()?);
+        }
+        c.clone()
+    })
+}
+
+/// A `content-length` value. The last one made on this thread is kept: responses of one size
+/// (the common case for a given route) then share its bytes instead of formatting and
+/// allocating a value each.
+fn content_length(n: u64) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|cell| {
+        let mut c = cell.borrow_mut();
+        match &*c {
+            Some((m, v)) if *m == n => v.clone(),
+            _ => {
+                // Shared bytes from the start, so that clones (ours and `h2`'s) only count.
+                let v = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(
+                    itoa::Buffer::new().format(n).as_bytes(),
+                ))
+                .unwrap_or_else(|_| HeaderValue::from(n));
+                *c = Some((n, v.clone()));
+                v
+            }
+        }
     })
 }
 
