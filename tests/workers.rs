@@ -492,6 +492,56 @@ fn usr2_binary_upgrade_under_load_fails_no_request() {
     drop(guard);
 }
 
+/// A new master whose workers cannot start (the access log path became a directory) exits;
+/// the old master serves on with its Unix socket file and its pid file untouched.
+#[test]
+fn a_failed_usr2_upgrade_leaves_the_socket_file_and_pid_file_to_the_old_master() {
+    let mut m = Master::start(
+        2,
+        &[
+            "--listen",
+            "{dir}/app.sock",
+            "--pid-file",
+            "{dir}/m.pid",
+            "--access-log",
+            "{dir}/a.log",
+        ],
+    );
+    let (sock, pid_file, access) = (m.path("app.sock"), m.path("m.pid"), m.path("a.log"));
+    fs::remove_file(&access).unwrap();
+    fs::create_dir(&access).unwrap();
+    m.signal("USR2");
+    assert!(
+        eventually(Duration::from_secs(10), || m
+            .log()
+            .contains("binary upgrade failed")),
+        "{}",
+        m.log()
+    );
+    assert!(m.log().contains("no worker could start"), "{}", m.log());
+    assert!(m.child.try_wait().unwrap().is_none(), "the old master left");
+    assert_eq!(
+        fs::read_to_string(&pid_file).unwrap_or_default(),
+        format!("{}\n", m.pid()),
+        "the failed new master took the pid file; log:\n{}",
+        m.log()
+    );
+    assert!(
+        sock.exists(),
+        "the failed new master removed the socket file"
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("unix socket");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // The old master still owns both and removes them when it stops.
+    m.signal("TERM");
+    assert_eq!(m.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(!sock.exists() && !pid_file.exists(), "{}", m.log());
+}
+
 struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {
@@ -760,7 +810,12 @@ fn pid_file_names_the_master_survives_hup_and_usr2_and_goes_on_term() {
         "{}",
         m.log()
     );
-    assert!(first.iter().all(|&w| !alive(w)), "{}", m.log());
+    // "complete" is logged once the last old worker is told to retire; it exits soon after.
+    assert!(
+        eventually(Duration::from_secs(10), || first.iter().all(|&w| !alive(w))),
+        "{}",
+        m.log()
+    );
     assert_eq!(read(), format!("{}\n", m.pid()), "retired workers left it");
 
     m.signal("USR2");
