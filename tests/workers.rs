@@ -542,6 +542,38 @@ fn a_failed_usr2_upgrade_leaves_the_socket_file_and_pid_file_to_the_old_master()
     assert!(!sock.exists() && !pid_file.exists(), "{}", m.log());
 }
 
+/// After a USR2 hand-over the old master drains its workers; a TERM to it then (what an
+/// operator or script sends to the old pid) is not a "second TERM": the slow request finishes.
+#[test]
+fn term_to_an_old_master_draining_after_usr2_lets_its_slow_request_finish() {
+    let mut m = Master::start(2, &[]);
+    let addr = m.addr();
+    let slow = std::thread::spawn(move || get(addr, "/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(200));
+    m.signal("USR2");
+    assert!(
+        eventually(Duration::from_secs(10), || m
+            .log()
+            .contains("retiring this master's workers")),
+        "{}",
+        m.log()
+    );
+    let log = m.log();
+    let new_master: u32 = log
+        .split("new master pid ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no new master in the log:\n{log}"));
+    let _guard = KillOnDrop(new_master);
+    m.signal("TERM");
+    let (status, body) = slow.join().unwrap().expect("the slow request");
+    assert_eq!((status, body.as_slice()), (200, &b"slept 1500 ms"[..]));
+    assert_eq!(m.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(!m.log().contains("stopping now"), "{}", m.log());
+    assert_eq!(get(addr, "/").unwrap().0, 200, "the new master serves on");
+}
+
 struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {

@@ -106,6 +106,9 @@ struct Stopping {
     deadline: Instant,
     fast: bool,
     killed: bool,
+    /// A TERM or INT asked for this stop (a second one then stops at once). Not so after a
+    /// hand-over to a new master: the first TERM there must not cut the draining requests.
+    by_signal: bool,
 }
 
 struct Master<A> {
@@ -340,7 +343,11 @@ impl<A: App> Master<A> {
         let now = Instant::now();
         match sig {
             Signal::SIGCHLD => {} // reaped at the top of the loop
-            Signal::SIGTERM | Signal::SIGINT => match &self.stopping {
+            Signal::SIGTERM | Signal::SIGINT => match &mut self.stopping {
+                Some(s) if !s.fast && !s.by_signal => {
+                    s.by_signal = true;
+                    tracing::info!("master: {sig}: already stopping gracefully");
+                }
                 Some(s) if !s.fast => {
                     tracing::warn!("master: second {sig}: stopping now");
                     self.begin_stop(now, true);
@@ -349,6 +356,9 @@ impl<A: App> Master<A> {
                 None => {
                     tracing::info!("master: {sig}: stopping the workers gracefully");
                     self.begin_stop(now, false);
+                    if let Some(s) = &mut self.stopping {
+                        s.by_signal = true;
+                    }
                 }
             },
             Signal::SIGQUIT => {
@@ -430,6 +440,7 @@ impl<A: App> Master<A> {
             deadline: now + wait,
             fast,
             killed: false,
+            by_signal: false,
         });
     }
 
