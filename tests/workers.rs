@@ -1068,6 +1068,87 @@ fn systemd_socket_activation_with_workers() {
     );
 }
 
+/// `fd://NAME` specs (systemd's `FileDescriptorName=`) survive a USR2 upgrade: the new
+/// master, run with the same arguments, finds the sockets by the same names.
+#[test]
+fn usr2_upgrade_with_named_socket_activation_listeners() {
+    let have = Command::new("sh")
+        .args(["-c", "command -v systemd-socket-activate"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-socket-activate is missing"
+        );
+        eprintln!("SKIP: systemd-socket-activate is not installed (apt-get install systemd)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("act.sock");
+    let log = dir.path().join("stderr.log");
+    let port = free_port();
+    let mut child = Command::new("systemd-socket-activate")
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--listen={}", sock.display()))
+        .arg("--fdname=web:uds")
+        .args([BIN, "--workers", "2", "--listen", "fd://web"])
+        .args(["--listen", "fd://uds"])
+        .env_remove("RUST_LOG")
+        .env_remove("WEB_CONCURRENCY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let master = child.id();
+    let _guard = KillOnDrop(master);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || text().contains("as 4.")),
+        "{}",
+        text()
+    );
+    assert_eq!(get(addr, "/").unwrap().0, 200, "{}", text());
+    assert!(
+        eventually(Duration::from_secs(10), || text()
+            .matches(") ready")
+            .count()
+            == 2),
+        "{}",
+        text()
+    );
+    kill(master, "USR2");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no hand-over\n{}", text());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(st.success(), "{st}\n{}", text());
+    let log = text();
+    let new_master: u32 = log
+        .split("new master pid ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no new master in the log:\n{log}"));
+    let _new = KillOnDrop(new_master);
+    assert!(log.contains("is ready; retiring"), "{log}");
+    assert_eq!(children(new_master).len(), 2, "{log}");
+    assert_eq!(get(addr, "/").unwrap().0, 200, "{log}");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .unwrap()
