@@ -333,6 +333,12 @@ impl UnixGuard {
         self.armed.store(false, Ordering::Relaxed);
     }
 
+    /// Removes the file on drop again, after [`UnixGuard::disarm`] (a new master from a
+    /// binary upgrade takes the file over once it is ready).
+    pub(crate) fn rearm(&self) {
+        self.armed.store(true, Ordering::Relaxed);
+    }
+
     /// A guard for the socket file at `path` as it is now; `armed`: remove it on drop.
     fn for_file(path: &Path, armed: bool) -> Result<Self, std::io::Error> {
         let meta = std::fs::symlink_metadata(path)?;

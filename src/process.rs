@@ -301,15 +301,19 @@ pub fn daemon_detach() -> Result<(), Error> {
     Ok(())
 }
 
-/// In the daemon, once it serves: tells the foreground process, then points stdin and stdout
-/// (and stderr unless it is a regular file) at `/dev/null`.
+/// In the daemon, once it serves: points stdin and stdout (and stderr unless it is a regular
+/// file) at `/dev/null`, then tells the foreground process.
 pub fn daemon_ready() {
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{READY}");
-        let _ = out.flush();
-    }
+    // Detached first, then the word goes out through a copy of the old stdout, closed at
+    // once: when the foreground process returns, the daemon holds none of its descriptors.
+    let _ = std::io::stdout().lock().flush();
+    let saved = std::os::fd::AsFd::as_fd(&std::io::stdout())
+        .try_clone_to_owned()
+        .ok();
     detach_stdio();
+    if let Some(fd) = saved {
+        let _ = writeln!(std::fs::File::from(fd), "{READY}");
+    }
 }
 
 /// Points stdin and stdout (and stderr unless it is a regular file) at `/dev/null`: what

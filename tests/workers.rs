@@ -492,6 +492,88 @@ fn usr2_binary_upgrade_under_load_fails_no_request() {
     drop(guard);
 }
 
+/// A new master whose workers cannot start (the access log path became a directory) exits;
+/// the old master serves on with its Unix socket file and its pid file untouched.
+#[test]
+fn a_failed_usr2_upgrade_leaves_the_socket_file_and_pid_file_to_the_old_master() {
+    let mut m = Master::start(
+        2,
+        &[
+            "--listen",
+            "{dir}/app.sock",
+            "--pid-file",
+            "{dir}/m.pid",
+            "--access-log",
+            "{dir}/a.log",
+        ],
+    );
+    let (sock, pid_file, access) = (m.path("app.sock"), m.path("m.pid"), m.path("a.log"));
+    fs::remove_file(&access).unwrap();
+    fs::create_dir(&access).unwrap();
+    m.signal("USR2");
+    assert!(
+        eventually(Duration::from_secs(10), || m
+            .log()
+            .contains("binary upgrade failed")),
+        "{}",
+        m.log()
+    );
+    assert!(m.log().contains("no worker could start"), "{}", m.log());
+    assert!(m.child.try_wait().unwrap().is_none(), "the old master left");
+    assert_eq!(
+        fs::read_to_string(&pid_file).unwrap_or_default(),
+        format!("{}\n", m.pid()),
+        "the failed new master took the pid file; log:\n{}",
+        m.log()
+    );
+    assert!(
+        sock.exists(),
+        "the failed new master removed the socket file"
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("unix socket");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // The old master still owns both and removes them when it stops.
+    m.signal("TERM");
+    assert_eq!(m.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(!sock.exists() && !pid_file.exists(), "{}", m.log());
+}
+
+/// After a USR2 hand-over the old master drains its workers; a TERM to it then (what an
+/// operator or script sends to the old pid) is not a "second TERM": the slow request finishes.
+#[test]
+fn term_to_an_old_master_draining_after_usr2_lets_its_slow_request_finish() {
+    let mut m = Master::start(2, &[]);
+    let addr = m.addr();
+    let slow = std::thread::spawn(move || get(addr, "/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(200));
+    m.signal("USR2");
+    assert!(
+        eventually(Duration::from_secs(10), || m
+            .log()
+            .contains("retiring this master's workers")),
+        "{}",
+        m.log()
+    );
+    let log = m.log();
+    let new_master: u32 = log
+        .split("new master pid ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no new master in the log:\n{log}"));
+    let _guard = KillOnDrop(new_master);
+    m.signal("TERM");
+    let (status, body) = slow.join().unwrap().expect("the slow request");
+    assert_eq!((status, body.as_slice()), (200, &b"slept 1500 ms"[..]));
+    assert_eq!(m.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(!m.log().contains("stopping now"), "{}", m.log());
+    assert_eq!(get(addr, "/").unwrap().0, 200, "the new master serves on");
+}
+
 struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {
@@ -760,7 +842,12 @@ fn pid_file_names_the_master_survives_hup_and_usr2_and_goes_on_term() {
         "{}",
         m.log()
     );
-    assert!(first.iter().all(|&w| !alive(w)), "{}", m.log());
+    // "complete" is logged once the last old worker is told to retire; it exits soon after.
+    assert!(
+        eventually(Duration::from_secs(10), || first.iter().all(|&w| !alive(w))),
+        "{}",
+        m.log()
+    );
     assert_eq!(read(), format!("{}\n", m.pid()), "retired workers left it");
 
     m.signal("USR2");
@@ -979,6 +1066,87 @@ fn systemd_socket_activation_with_workers() {
         ino,
         "systemd's file stays"
     );
+}
+
+/// `fd://NAME` specs (systemd's `FileDescriptorName=`) survive a USR2 upgrade: the new
+/// master, run with the same arguments, finds the sockets by the same names.
+#[test]
+fn usr2_upgrade_with_named_socket_activation_listeners() {
+    let have = Command::new("sh")
+        .args(["-c", "command -v systemd-socket-activate"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-socket-activate is missing"
+        );
+        eprintln!("SKIP: systemd-socket-activate is not installed (apt-get install systemd)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("act.sock");
+    let log = dir.path().join("stderr.log");
+    let port = free_port();
+    let mut child = Command::new("systemd-socket-activate")
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--listen={}", sock.display()))
+        .arg("--fdname=web:uds")
+        .args([BIN, "--workers", "2", "--listen", "fd://web"])
+        .args(["--listen", "fd://uds"])
+        .env_remove("RUST_LOG")
+        .env_remove("WEB_CONCURRENCY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let master = child.id();
+    let _guard = KillOnDrop(master);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || text().contains("as 4.")),
+        "{}",
+        text()
+    );
+    assert_eq!(get(addr, "/").unwrap().0, 200, "{}", text());
+    assert!(
+        eventually(Duration::from_secs(10), || text()
+            .matches(") ready")
+            .count()
+            == 2),
+        "{}",
+        text()
+    );
+    kill(master, "USR2");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no hand-over\n{}", text());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(st.success(), "{st}\n{}", text());
+    let log = text();
+    let new_master: u32 = log
+        .split("new master pid ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no new master in the log:\n{log}"));
+    let _new = KillOnDrop(new_master);
+    assert!(log.contains("is ready; retiring"), "{log}");
+    assert_eq!(children(new_master).len(), 2, "{log}");
+    assert_eq!(get(addr, "/").unwrap().0, 200, "{log}");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
 }
 
 fn is_root() -> bool {

@@ -19,6 +19,11 @@ use crate::error::Error;
 /// The variable naming descriptors an old master handed over (comma-separated numbers).
 pub const INHERIT_ENV: &str = "PAGI_INHERIT_FDS";
 
+/// The names of the descriptors in [`INHERIT_ENV`], colon-separated in the same order (empty
+/// for none): an old master passes on the systemd names its `fd://NAME` specs used, so the
+/// new master, run with the same arguments, finds them.
+pub const INHERIT_NAMES_ENV: &str = "PAGI_INHERIT_FDNAMES";
+
 /// Who handed a socket over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -70,6 +75,8 @@ pub struct Vars {
     pub listen_fdnames: Option<String>,
     /// `PAGI_INHERIT_FDS`.
     pub inherit_fds: Option<String>,
+    /// `PAGI_INHERIT_FDNAMES`.
+    pub inherit_fdnames: Option<String>,
 }
 
 impl Vars {
@@ -92,6 +99,7 @@ impl Vars {
             listen_pid: take("LISTEN_PID"),
             listen_fdnames: take("LISTEN_FDNAMES"),
             inherit_fds: take(INHERIT_ENV),
+            inherit_fdnames: take(INHERIT_NAMES_ENV),
         }
     }
 }
@@ -162,11 +170,20 @@ impl Inherited {
                 None => tracing::warn!("LISTEN_FDS is set without LISTEN_PID: ignored"),
             }
         }
-        for fd in handed {
+        let handed_names: Vec<&str> = v
+            .inherit_fdnames
+            .as_deref()
+            .map(|s| s.split(':').collect())
+            .unwrap_or_default();
+        for (i, fd) in handed.into_iter().enumerate() {
             if out.entries.iter().any(|e| e.fd == fd) {
                 continue;
             }
-            out.add(fd, Source::Upgrade, None)
+            let name = handed_names
+                .get(i)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string());
+            out.add(fd, Source::Upgrade, name)
                 .map_err(|e| Error::new(format!("{INHERIT_ENV}: {e}")))?;
         }
         Ok(out)
@@ -345,6 +362,7 @@ mod tests {
             listen_pid: pid.map(String::from),
             listen_fdnames: None,
             inherit_fds: inherit.map(String::from),
+            inherit_fdnames: None,
         }
     }
 

@@ -106,6 +106,9 @@ struct Stopping {
     deadline: Instant,
     fast: bool,
     killed: bool,
+    /// A TERM or INT asked for this stop (a second one then stops at once). Not so after a
+    /// hand-over to a new master: the first TERM there must not cut the draining requests.
+    by_signal: bool,
 }
 
 struct Master<A> {
@@ -138,6 +141,9 @@ struct Master<A> {
     daemon_pending: bool,
     /// This master's `--pid-file` (removed at the end if it still names us).
     pid_file: Option<PidFile>,
+    /// A new master (binary upgrade): the Unix socket files (listener, socket) it takes over
+    /// from the old master once ready; until then they stay the old master's.
+    upgrade_files: Vec<(usize, usize)>,
 }
 
 impl<A> std::fmt::Debug for Master<A> {
@@ -193,21 +199,35 @@ impl<A: App> Master<A> {
             socket_mode: config.socket_mode,
             reuse_port: config.reuse_port,
         };
+        // A new master (binary upgrade) owns neither the socket files nor the pid file until
+        // it has told the old master it is ready: if it fails before that, the old master
+        // serves on, and its socket files and pid file must stay as they are.
+        let upgrading = tell_ready.is_some();
         let mut listeners = Vec::new();
+        let mut upgrade_files = Vec::new();
         for spec in specs {
             let sockets = bind_with(&spec, &opts_bind, &mut inherited)?;
-            for s in &sockets {
+            for (j, s) in sockets.iter().enumerate() {
+                if upgrading && s.socket_file().is_some() {
+                    s.disarm_unlink();
+                    upgrade_files.push((listeners.len(), j));
+                }
+            }
+            listeners.push((spec, sockets));
+            for s in &listeners[listeners.len() - 1].1 {
                 tracing::info!("master: listening on {}", s.describe());
                 if let (Some(c), Some(f)) = (&creds, s.socket_file()) {
                     c.chown(f)?;
                 }
             }
-            listeners.push((spec, sockets));
         }
         inherited.close_unused();
-        // Written before the first fork; a new master (binary upgrade) takes the file over
-        // from us, its parent, and then we leave it alone.
-        let pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+        // Written before the first fork (by a new master: once it is ready, see
+        // `take_over_from_old_master`); the old master then leaves the file alone.
+        let pid_file = match upgrading {
+            true => None,
+            false => cli.pid_file.as_deref().map(PidFile::create).transpose()?,
+        };
         tracing::info!(
             "master pid {}: starting {} workers",
             std::process::id(),
@@ -233,6 +253,7 @@ impl<A: App> Master<A> {
             creds,
             daemon_pending: daemon,
             pid_file,
+            upgrade_files,
         })
     }
 
@@ -322,7 +343,11 @@ impl<A: App> Master<A> {
         let now = Instant::now();
         match sig {
             Signal::SIGCHLD => {} // reaped at the top of the loop
-            Signal::SIGTERM | Signal::SIGINT => match &self.stopping {
+            Signal::SIGTERM | Signal::SIGINT => match &mut self.stopping {
+                Some(s) if !s.fast && !s.by_signal => {
+                    s.by_signal = true;
+                    tracing::info!("master: {sig}: already stopping gracefully");
+                }
                 Some(s) if !s.fast => {
                     tracing::warn!("master: second {sig}: stopping now");
                     self.begin_stop(now, true);
@@ -331,6 +356,9 @@ impl<A: App> Master<A> {
                 None => {
                     tracing::info!("master: {sig}: stopping the workers gracefully");
                     self.begin_stop(now, false);
+                    if let Some(s) = &mut self.stopping {
+                        s.by_signal = true;
+                    }
                 }
             },
             Signal::SIGQUIT => {
@@ -412,6 +440,7 @@ impl<A: App> Master<A> {
             deadline: now + wait,
             fast,
             killed: false,
+            by_signal: false,
         });
     }
 
@@ -707,6 +736,9 @@ impl<A: App> Master<A> {
                 .any(|w| w.slot == slot && w.state == State::Ready)
         });
         if all {
+            if self.tell_ready.is_some() && !self.take_over_from_old_master() {
+                return;
+            }
             if let Some(fd) = self.tell_ready.take() {
                 let _ = nix::unistd::write(&fd, b"R");
                 tracing::info!("all workers ready; told the old master to retire its workers");
@@ -716,6 +748,28 @@ impl<A: App> Master<A> {
                 process::daemon_ready();
             }
         }
+    }
+
+    /// A new master, ready: takes the pid file and the Unix socket files over from the old
+    /// master. `false` (and stopping) when the pid file cannot be written: the old master
+    /// then serves on.
+    fn take_over_from_old_master(&mut self) -> bool {
+        if let Some(path) = self.cli.pid_file.clone() {
+            match PidFile::create(&path) {
+                Ok(f) => self.pid_file = Some(f),
+                Err(e) => {
+                    tracing::error!("binary upgrade: {e}; stopping, the old master serves on");
+                    self.begin_stop(Instant::now(), false);
+                    return false;
+                }
+            }
+        }
+        for (i, j) in std::mem::take(&mut self.upgrade_files) {
+            if let Some(g) = self.listeners.get(i).and_then(|l| l.1.get(j)?.guard()) {
+                g.rearm();
+            }
+        }
+        true
     }
 
     fn spawn(&mut self, slot: u32, replaces: Option<Pid>) {

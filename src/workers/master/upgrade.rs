@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use super::{sys_err, Master};
 use crate::error::Error;
-use crate::listener::inherit::INHERIT_ENV;
-use crate::listener::{fd, Handover, StdBound};
+use crate::listener::inherit::{INHERIT_ENV, INHERIT_NAMES_ENV};
+use crate::listener::{fd, FdRef, Handover, ListenAddr, StdBound};
 use crate::workers::UPGRADE_READY_FD;
 
 /// A new master on its way (we are the old one).
@@ -51,6 +51,18 @@ impl<A: App> Master<A> {
             .map_err(|e| sys_err("pipe", e))?;
         let socks: Vec<&StdBound> = self.listeners.iter().flat_map(|(_, s)| s).collect();
         let list: Vec<String> = socks.iter().map(|s| s.raw_fd().to_string()).collect();
+        // The systemd names `fd://NAME` specs used (LISTEN_FDNAMES is not passed on).
+        let names: Vec<&str> = self
+            .listeners
+            .iter()
+            .flat_map(|(spec, s)| {
+                let name = match &spec.addr {
+                    ListenAddr::Fd(FdRef::Name(n)) => n.as_str(),
+                    _ => "",
+                };
+                s.iter().map(move |_| name)
+            })
+            .collect();
         // Inheritable only while the new master is spawned (the master runs no other thread).
         // The write end of the pipe stays ours (close-on-exec) until then too.
         for s in &socks {
@@ -60,6 +72,7 @@ impl<A: App> Master<A> {
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(std::env::args_os().skip(1))
             .env(INHERIT_ENV, list.join(","))
+            .env(INHERIT_NAMES_ENV, names.join(":"))
             .env(UPGRADE_READY_FD, write.as_raw_fd().to_string());
         if self.cli.daemonize {
             // Already in the background: the new master must not daemonize again (its
