@@ -22,6 +22,7 @@ use super::decode::{Decoded, Decoder};
 use super::exchange::{Continue, Exchange, RequestInfo, Resp};
 use super::parse::{parse_head, BodyFraming, RequestHead};
 use super::sse::{poll_sse_keepalive, SseTarget};
+use super::target::HttpTarget;
 use crate::error::Reject;
 use crate::io::{Io, Prefixed};
 use crate::proto::h2;
