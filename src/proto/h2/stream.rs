@@ -846,13 +846,7 @@ impl Driver {
             }
             let app_done = self.result.is_some();
             let mut st = stream.lock();
-            if st
-                .driver_waker
-                .as_ref()
-                .is_none_or(|w| !w.will_wake(cx.waker()))
-            {
-                st.driver_waker = Some(cx.waker().clone());
-            }
+            crate::proto::wake::register(&mut st.driver_waker, cx);
             if st.sse.is_some() && st.disconnected.is_none() {
                 if app_done {
                     st.sse_end(false);
@@ -903,14 +897,7 @@ impl Driver {
                 || !st.response_done()
                 || st.end_sent;
             drop(st);
-            let mut again = false;
-            for w in wakers.drain(..) {
-                if w.will_wake(cx.waker()) {
-                    again = true;
-                } else {
-                    w.wake();
-                }
-            }
+            let again = crate::proto::wake::wake_others(&mut wakers, cx);
             if app_done && out_done {
                 return Poll::Ready(());
             }
