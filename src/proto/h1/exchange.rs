@@ -347,7 +347,9 @@ pub(crate) fn check_early_hint(headers: &Headers) -> Result<(), Error> {
     }
 }
 
-fn truncate(
+/// Cuts a body piece (bytes, then an optional file range) down to `allowed` bytes (the rest
+/// of a declared `content-length`).
+pub(crate) fn truncate(
     bytes: Bytes,
     file: Option<(std::fs::File, u64)>,
     allowed: u64,

@@ -31,7 +31,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::Reject;
-use crate::proto::h1::exchange::{body_parts, check_start};
+use crate::proto::h1::exchange::{body_parts, check_start, truncate};
 use crate::proto::h1::sse::{poll_sse_keepalive, SseState, SseTarget};
 use crate::proto::h1::target::HttpTarget;
 
@@ -635,15 +635,6 @@ fn content_length(n: u64) -> HeaderValue {
             }
         }
     })
-}
-
-fn truncate(bytes: Bytes, file: Option<(File, u64)>, allowed: u64) -> (Bytes, Option<(File, u64)>) {
-    let b = bytes.len() as u64;
-    if allowed <= b {
-        (bytes.slice(..allowed as usize), None)
-    } else {
-        (bytes, file.map(|(f, n)| (f, n.min(allowed - b))))
-    }
 }
 
 impl Sink for Stream {
