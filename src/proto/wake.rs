@@ -2,7 +2,8 @@
 //! app's handles can reach it, and wakes the app's tasks once the connection state is
 //! unlocked.
 
-use std::task::{Context, Waker};
+use pagi::DisconnectReason;
+use std::task::{Context, Poll, Waker};
 
 /// Stores the driver's waker in `slot` unless the one there already wakes the same task.
 #[inline]
@@ -25,4 +26,21 @@ pub(crate) fn wake_others(wakers: &mut Vec<Waker>, cx: &Context<'_>) -> bool {
         }
     }
     own
+}
+
+/// `poll_disconnect` of a request's connection info: the reason once the request is
+/// disconnected; until then the caller's waker is kept (once) in `wakers`.
+#[inline]
+pub(crate) fn poll_disconnect(
+    disconnected: &Option<DisconnectReason>,
+    wakers: &mut Vec<Waker>,
+    cx: &Context<'_>,
+) -> Poll<DisconnectReason> {
+    if let Some(r) = disconnected {
+        return Poll::Ready(r.clone());
+    }
+    if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+        wakers.push(cx.waker().clone());
+    }
+    Poll::Pending
 }

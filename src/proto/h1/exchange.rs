@@ -698,14 +698,8 @@ impl ConnectionInfo for Exchange {
     }
 
     fn poll_disconnect(&self, cx: &mut Context<'_>) -> Poll<DisconnectReason> {
-        let mut st = self.lock();
-        if let Some(r) = &st.disconnected {
-            return Poll::Ready(r.clone());
-        }
-        if !st.disc_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            st.disc_wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
+        let st = &mut *self.lock();
+        crate::proto::wake::poll_disconnect(&st.disconnected, &mut st.disc_wakers, cx)
     }
 
     fn response_started(&self) -> bool {
