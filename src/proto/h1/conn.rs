@@ -22,6 +22,7 @@ use super::decode::{Decoded, Decoder};
 use super::exchange::{Continue, Exchange, RequestInfo, Resp};
 use super::parse::{parse_head, BodyFraming, RequestHead};
 use super::sse::{poll_sse_keepalive, SseTarget};
+use super::target::HttpTarget;
 use crate::error::Reject;
 use crate::io::{Io, Prefixed};
 use crate::proto::h2;
@@ -473,13 +474,7 @@ impl<I: Io, A: App> Conn<I, A> {
             }
             let app_done = ctx.result.is_some();
             let mut st = exch.lock();
-            if st
-                .driver_waker
-                .as_ref()
-                .is_none_or(|w| !w.will_wake(cx.waker()))
-            {
-                st.driver_waker = Some(cx.waker().clone());
-            }
+            crate::proto::wake::register(&mut st.driver_waker, cx);
             if !st.head_written() && shared.graceful.is_cancelled() {
                 st.keep_alive = false;
             }
@@ -545,14 +540,7 @@ impl<I: Io, A: App> Conn<I, A> {
             st.take_app_wakers(&mut wakers);
             let out_done = st.out.is_empty() || st.disconnected.is_some();
             drop(st);
-            let mut again = false;
-            for w in wakers.drain(..) {
-                if w.will_wake(cx.waker()) {
-                    again = true;
-                } else {
-                    w.wake();
-                }
-            }
+            let again = crate::proto::wake::wake_others(&mut wakers, cx);
             if app_done && out_done {
                 return Poll::Ready(());
             }

@@ -19,6 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::encode::{self, Framing, HeadParts};
 use super::sse::{SseState, SseTarget};
+use super::target::HttpTarget;
 use super::write::WriteBuf;
 
 /// The shared state; see the module docs.
@@ -204,11 +205,6 @@ impl St {
         }
     }
 
-    /// Whether the response has been fully encoded.
-    pub(crate) fn response_done(&self) -> bool {
-        matches!(self.resp, Resp::Done)
-    }
-
     /// Whether the response head has been encoded (nothing may precede it any more).
     pub(crate) fn head_written(&self) -> bool {
         matches!(
@@ -217,258 +213,12 @@ impl St {
         )
     }
 
-    /// Whether the response started (head accepted).
-    pub(crate) fn response_started(&self) -> bool {
-        !matches!(self.resp, Resp::Init)
-    }
-
-    /// Encodes a held head. `final_len`: the whole body's length when it is already known.
-    pub(crate) fn encode_pending_head(&mut self, final_len: Option<u64>) {
-        if !matches!(self.resp, Resp::Pending { .. }) {
-            return; // already written (or nothing to write): leave the state alone
-        }
-        let Resp::Pending {
-            status,
-            headers,
-            trailers,
-            length,
-        } = std::mem::take(&mut self.resp)
-        else {
-            return;
-        };
-        let info = self.info();
-        let no_body = info.head || status == 204 || status == 304;
-        let (framing, content_length, chunked) = if status == 204 {
-            (Framing::None, None, false)
-        } else if status == 304 {
-            // Only the app knows the length the 200 would have had.
-            (Framing::None, length, false)
-        } else if no_body {
-            (Framing::None, length.or(final_len), false)
-        } else if trailers && info.version == HttpVersion::Http11 {
-            (Framing::Chunked, None, true)
-        } else if let Some(n) = length.or(final_len) {
-            (Framing::Length(n), Some(n), false)
-        } else if info.version == HttpVersion::Http11 {
-            (Framing::Chunked, None, true)
-        } else {
-            self.keep_alive = false;
-            (Framing::Close, None, false)
-        };
-        if self.cont == Continue::Expected && !self.body_finished {
-            // Answering before the body was asked for: the client may or may not send it, so
-            // the connection will not be reused — say so.
-            self.keep_alive = false;
-        }
-        let connection = if !self.keep_alive {
-            Some(false)
-        } else if info.version == HttpVersion::Http10 {
-            Some(true)
-        } else {
-            None
-        };
-        let add_date = !headers.contains("date");
-        let server = if headers.contains("server") {
-            None
-        } else {
-            self.server_header.clone()
-        };
-        let before = self.out.flat_len();
-        encode::encode_head(
-            self.out.flat(),
-            &HeadParts {
-                status,
-                headers: &headers,
-                content_length,
-                chunked,
-                connection,
-                add_date,
-                server: server.as_deref(),
-            },
-        );
-        self.out.commit(before);
-        self.resp = Resp::Body { framing, trailers };
-    }
-
-    pub(crate) fn start_response(
-        &mut self,
-        status: u16,
-        headers: Headers,
-        trailers: bool,
-    ) -> Result<(), Error> {
-        if !matches!(self.resp, Resp::Init) {
-            return Err(Error::out_of_order("http.response.start sent twice"));
-        }
-        let checked = check_start(status, &headers, self.info().connect)?;
-        if checked.close {
-            self.keep_alive = false;
-        }
-        let length = checked.length;
-        self.resp = Resp::Pending {
-            status,
-            headers,
-            trailers,
-            length,
-        };
-        Ok(())
-    }
-
-    pub(crate) fn response_body(&mut self, b: ResponseBody) -> Result<(), Error> {
-        let (bytes, file, more) = body_parts(b)?;
-        let len = bytes.len() as u64 + file.as_ref().map_or(0, |f| f.1);
-        match self.resp {
-            Resp::Init => {
-                return Err(Error::out_of_order(
-                    "http.response.body before http.response.start",
-                ))
-            }
-            Resp::Pending { .. } => self.encode_pending_head(if more { None } else { Some(len) }),
-            Resp::Trailers { .. } | Resp::Done => {
-                return Err(Error::out_of_order(
-                    "http.response.body after the body was complete",
-                ))
-            }
-            Resp::Body { .. } => {}
-        }
-        let Resp::Body { framing, trailers } = &mut self.resp else {
-            return Ok(());
-        };
-        let trailers = *trailers;
-        let mut result = Ok(());
-        match framing {
-            Framing::None => {}
-            Framing::Close => self.push(bytes, file),
-            Framing::Length(rem) => {
-                if len > *rem {
-                    // Send what the length allows, then end the connection: the app lied.
-                    let allowed = *rem;
-                    *rem = 0;
-                    self.keep_alive = false;
-                    let (bytes, file) = truncate(bytes, file, allowed);
-                    self.push(bytes, file);
-                    self.resp = Resp::Done;
-                    return Err(Error::invalid(
-                        "response body longer than its content-length",
-                    ));
-                }
-                *rem -= len;
-                let rem = *rem;
-                self.push(bytes, file);
-                if !more && rem != 0 {
-                    tracing::warn!(
-                        missing = rem,
-                        "response body shorter than its content-length; closing the connection"
-                    );
-                    self.keep_alive = false;
-                    result = Err(Error::invalid(
-                        "response body shorter than its content-length",
-                    ));
-                }
-            }
-            Framing::Chunked => {
-                if len > 0 {
-                    let before = self.out.flat_len();
-                    encode::chunk_head(self.out.flat(), len as usize);
-                    self.out.commit(before);
-                    self.push(bytes, file);
-                    self.out.push_slice(b"\r\n");
-                }
-                if !more {
-                    if trailers {
-                        self.out.push_slice(b"0\r\n");
-                        self.resp = Resp::Trailers { chunked: true };
-                    } else {
-                        self.out.push_slice(b"0\r\n\r\n");
-                    }
-                }
-            }
-        }
-        if !more && matches!(self.resp, Resp::Body { .. }) {
-            self.resp = if trailers {
-                Resp::Trailers { chunked: false }
-            } else {
-                Resp::Done
-            };
-        }
-        result
-    }
-
     fn push(&mut self, bytes: Bytes, file: Option<(std::fs::File, u64)>) {
         if !bytes.is_empty() {
             self.out.push_bytes(bytes);
         }
         if let Some((f, n)) = file {
             self.out.push_file(f, n);
-        }
-    }
-
-    fn trailers(&mut self, headers: Headers) -> Result<(), Error> {
-        let Resp::Trailers { chunked } = self.resp else {
-            return Err(Error::out_of_order(
-                "http.response.trailers needs trailers: 1 on the start and a complete body first",
-            ));
-        };
-        if headers.check().is_err() {
-            return Err(Error::invalid(
-                "trailer field has a bad name or a CR, LF or NUL in its value",
-            ));
-        }
-        if chunked {
-            let before = self.out.flat_len();
-            encode::trailers(self.out.flat(), &headers);
-            self.out.commit(before);
-        }
-        self.resp = Resp::Done;
-        Ok(())
-    }
-
-    /// `http.response.early_hint`: a `103 Early Hints`, written at once and waited for like
-    /// `http.fullflush` (a hint held until the final response would be useless). HTTP/1.0
-    /// clients must not get a 1xx (RFC 9110 §15.2): the checked event is dropped there.
-    fn early_hint(&mut self, headers: Headers) -> Result<(), Error> {
-        if !matches!(self.resp, Resp::Init) {
-            return Err(Error::out_of_order(
-                "http.response.early_hint after http.response.start",
-            ));
-        }
-        check_early_hint(&headers)?;
-        if self.info().version != HttpVersion::Http11 {
-            return Ok(());
-        }
-        let before = self.out.flat_len();
-        encode::encode_informational(self.out.flat(), 103, &headers);
-        self.out.commit(before);
-        self.flush_requested = true;
-        Ok(())
-    }
-
-    fn accept(&mut self, event: SendEvent) -> Result<(), Error> {
-        if self.sse.is_some() {
-            return self.accept_sse(event);
-        }
-        match event {
-            SendEvent::HttpResponseStart {
-                status,
-                headers,
-                trailers,
-            } => self.start_response(status, headers, trailers),
-            SendEvent::HttpResponseBody(b) => self.response_body(b),
-            SendEvent::HttpResponseTrailers { headers } => self.trailers(headers),
-            SendEvent::HttpResponseEarlyHint { headers } => self.early_hint(headers),
-            SendEvent::HttpFullflush => {
-                if matches!(self.resp, Resp::Init) {
-                    return Err(Error::out_of_order(
-                        "http.fullflush before http.response.start",
-                    ));
-                }
-                self.encode_pending_head(None);
-                self.flush_requested = true;
-                Ok(())
-            }
-            other => Err(Error::unsupported(format!(
-                "{} is not an http event",
-                other.kind()
-            ))),
         }
     }
 }
@@ -597,7 +347,9 @@ pub(crate) fn check_early_hint(headers: &Headers) -> Result<(), Error> {
     }
 }
 
-fn truncate(
+/// Cuts a body piece (bytes, then an optional file range) down to `allowed` bytes (the rest
+/// of a declared `content-length`).
+pub(crate) fn truncate(
     bytes: Bytes,
     file: Option<(std::fs::File, u64)>,
     allowed: u64,
@@ -660,9 +412,83 @@ impl Source for Exchange {
     }
 }
 
-impl SseTarget for St {
-    fn sse_mut(&mut self) -> Option<&mut SseState> {
-        self.sse.as_mut()
+impl HttpTarget for St {
+    /// Whether the response has been fully encoded.
+    fn response_done(&self) -> bool {
+        matches!(self.resp, Resp::Done)
+    }
+
+    /// Whether the response started (head accepted).
+    fn response_started(&self) -> bool {
+        !matches!(self.resp, Resp::Init)
+    }
+
+    /// Encodes a held head. `final_len`: the whole body's length when it is already known.
+    fn encode_pending_head(&mut self, final_len: Option<u64>) {
+        if !matches!(self.resp, Resp::Pending { .. }) {
+            return; // already written (or nothing to write): leave the state alone
+        }
+        let Resp::Pending {
+            status,
+            headers,
+            trailers,
+            length,
+        } = std::mem::take(&mut self.resp)
+        else {
+            return;
+        };
+        let info = self.info();
+        let no_body = info.head || status == 204 || status == 304;
+        let (framing, content_length, chunked) = if status == 204 {
+            (Framing::None, None, false)
+        } else if status == 304 {
+            // Only the app knows the length the 200 would have had.
+            (Framing::None, length, false)
+        } else if no_body {
+            (Framing::None, length.or(final_len), false)
+        } else if trailers && info.version == HttpVersion::Http11 {
+            (Framing::Chunked, None, true)
+        } else if let Some(n) = length.or(final_len) {
+            (Framing::Length(n), Some(n), false)
+        } else if info.version == HttpVersion::Http11 {
+            (Framing::Chunked, None, true)
+        } else {
+            self.keep_alive = false;
+            (Framing::Close, None, false)
+        };
+        if self.cont == Continue::Expected && !self.body_finished {
+            // Answering before the body was asked for: the client may or may not send it, so
+            // the connection will not be reused — say so.
+            self.keep_alive = false;
+        }
+        let connection = if !self.keep_alive {
+            Some(false)
+        } else if info.version == HttpVersion::Http10 {
+            Some(true)
+        } else {
+            None
+        };
+        let add_date = !headers.contains("date");
+        let server = if headers.contains("server") {
+            None
+        } else {
+            self.server_header.clone()
+        };
+        let before = self.out.flat_len();
+        encode::encode_head(
+            self.out.flat(),
+            &HeadParts {
+                status,
+                headers: &headers,
+                content_length,
+                chunked,
+                connection,
+                add_date,
+                server: server.as_deref(),
+            },
+        );
+        self.out.commit(before);
+        self.resp = Resp::Body { framing, trailers };
     }
 
     fn start_response(
@@ -671,19 +497,151 @@ impl SseTarget for St {
         headers: Headers,
         trailers: bool,
     ) -> Result<(), Error> {
-        St::start_response(self, status, headers, trailers)
+        if !matches!(self.resp, Resp::Init) {
+            return Err(Error::out_of_order("http.response.start sent twice"));
+        }
+        let checked = check_start(status, &headers, self.info().connect)?;
+        if checked.close {
+            self.keep_alive = false;
+        }
+        let length = checked.length;
+        self.resp = Resp::Pending {
+            status,
+            headers,
+            trailers,
+            length,
+        };
+        Ok(())
     }
 
-    fn encode_pending_head(&mut self, final_len: Option<u64>) {
-        St::encode_pending_head(self, final_len);
+    fn response_body(&mut self, b: ResponseBody) -> Result<(), Error> {
+        let (bytes, file, more) = body_parts(b)?;
+        let len = bytes.len() as u64 + file.as_ref().map_or(0, |f| f.1);
+        match self.resp {
+            Resp::Init => {
+                return Err(Error::out_of_order(
+                    "http.response.body before http.response.start",
+                ))
+            }
+            Resp::Pending { .. } => self.encode_pending_head(if more { None } else { Some(len) }),
+            Resp::Trailers { .. } | Resp::Done => {
+                return Err(Error::out_of_order(
+                    "http.response.body after the body was complete",
+                ))
+            }
+            Resp::Body { .. } => {}
+        }
+        let Resp::Body { framing, trailers } = &mut self.resp else {
+            return Ok(());
+        };
+        let trailers = *trailers;
+        let mut result = Ok(());
+        match framing {
+            Framing::None => {}
+            Framing::Close => self.push(bytes, file),
+            Framing::Length(rem) => {
+                if len > *rem {
+                    // Send what the length allows, then end the connection: the app lied.
+                    let allowed = *rem;
+                    *rem = 0;
+                    self.keep_alive = false;
+                    let (bytes, file) = truncate(bytes, file, allowed);
+                    self.push(bytes, file);
+                    self.resp = Resp::Done;
+                    return Err(Error::invalid(
+                        "response body longer than its content-length",
+                    ));
+                }
+                *rem -= len;
+                let rem = *rem;
+                self.push(bytes, file);
+                if !more && rem != 0 {
+                    tracing::warn!(
+                        missing = rem,
+                        "response body shorter than its content-length; closing the connection"
+                    );
+                    self.keep_alive = false;
+                    result = Err(Error::invalid(
+                        "response body shorter than its content-length",
+                    ));
+                }
+            }
+            Framing::Chunked => {
+                if len > 0 {
+                    let before = self.out.flat_len();
+                    encode::chunk_head(self.out.flat(), len as usize);
+                    self.out.commit(before);
+                    self.push(bytes, file);
+                    self.out.push_slice(b"\r\n");
+                }
+                if !more {
+                    if trailers {
+                        self.out.push_slice(b"0\r\n");
+                        self.resp = Resp::Trailers { chunked: true };
+                    } else {
+                        self.out.push_slice(b"0\r\n\r\n");
+                    }
+                }
+            }
+        }
+        if !more && matches!(self.resp, Resp::Body { .. }) {
+            self.resp = if trailers {
+                Resp::Trailers { chunked: false }
+            } else {
+                Resp::Done
+            };
+        }
+        result
     }
 
-    fn response_body(&mut self, body: ResponseBody) -> Result<(), Error> {
-        St::response_body(self, body)
+    fn trailers(&mut self, headers: Headers) -> Result<(), Error> {
+        let Resp::Trailers { chunked } = self.resp else {
+            return Err(Error::out_of_order(
+                "http.response.trailers needs trailers: 1 on the start and a complete body first",
+            ));
+        };
+        if headers.check().is_err() {
+            return Err(Error::invalid(
+                "trailer field has a bad name or a CR, LF or NUL in its value",
+            ));
+        }
+        if chunked {
+            let before = self.out.flat_len();
+            encode::trailers(self.out.flat(), &headers);
+            self.out.commit(before);
+        }
+        self.resp = Resp::Done;
+        Ok(())
     }
 
-    fn response_done(&self) -> bool {
-        St::response_done(self)
+    /// `http.response.early_hint`: a `103 Early Hints`, written at once and waited for like
+    /// `http.fullflush` (a hint held until the final response would be useless). HTTP/1.0
+    /// clients must not get a 1xx (RFC 9110 §15.2): the checked event is dropped there.
+    fn early_hint(&mut self, headers: Headers) -> Result<(), Error> {
+        if !matches!(self.resp, Resp::Init) {
+            return Err(Error::out_of_order(
+                "http.response.early_hint after http.response.start",
+            ));
+        }
+        check_early_hint(&headers)?;
+        if self.info().version != HttpVersion::Http11 {
+            return Ok(());
+        }
+        let before = self.out.flat_len();
+        encode::encode_informational(self.out.flat(), 103, &headers);
+        self.out.commit(before);
+        self.flush_requested = true;
+        Ok(())
+    }
+
+    fn request_flush(&mut self) {
+        self.flush_requested = true;
+    }
+}
+
+impl SseTarget for St {
+    fn sse_mut(&mut self) -> Option<&mut SseState> {
+        self.sse.as_mut()
     }
 
     fn no_keep_alive(&mut self) {
@@ -740,14 +698,8 @@ impl ConnectionInfo for Exchange {
     }
 
     fn poll_disconnect(&self, cx: &mut Context<'_>) -> Poll<DisconnectReason> {
-        let mut st = self.lock();
-        if let Some(r) = &st.disconnected {
-            return Poll::Ready(r.clone());
-        }
-        if !st.disc_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            st.disc_wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
+        let st = &mut *self.lock();
+        crate::proto::wake::poll_disconnect(&st.disconnected, &mut st.disc_wakers, cx)
     }
 
     fn response_started(&self) -> bool {

@@ -7,4 +7,5 @@ pub mod encode;
 pub(crate) mod exchange;
 pub mod parse;
 pub(crate) mod sse;
+pub(crate) mod target;
 pub(crate) mod write;

@@ -8,6 +8,7 @@
 //! body. The decline path (`sse.http.response.*`) is a plain HTTP response (on HTTP/1.x the
 //! connection then closes). Whichever kind of send comes first wins; mixing them fails.
 
+use super::target::HttpTarget;
 use bytes::{BufMut, Bytes, BytesMut};
 use pagi::{DisconnectReason, Error, Headers, ReceiveEvent, ResponseBody, SendEvent};
 use std::pin::Pin;
@@ -54,23 +55,9 @@ impl SseState {
 
 /// A request state that can carry an event stream: what the SSE mapping needs of it. The
 /// provided methods are the mapping itself.
-pub(crate) trait SseTarget {
+pub(crate) trait SseTarget: HttpTarget {
     /// The SSE state (`None`: not an `sse` scope).
     fn sse_mut(&mut self) -> Option<&mut SseState>;
-    /// Accepts a response start, with the same checks as `http.response.start`.
-    fn start_response(
-        &mut self,
-        status: u16,
-        headers: Headers,
-        trailers: bool,
-    ) -> Result<(), Error>;
-    /// Commits a held head, framed for streaming (`final_len`: the whole body length when
-    /// known).
-    fn encode_pending_head(&mut self, final_len: Option<u64>);
-    /// Accepts a body piece, as `http.response.body`.
-    fn response_body(&mut self, body: ResponseBody) -> Result<(), Error>;
-    /// Whether the response is complete.
-    fn response_done(&self) -> bool;
     /// The connection is not to be reused after this response (HTTP/1.x; no-op on HTTP/2).
     fn no_keep_alive(&mut self);
 

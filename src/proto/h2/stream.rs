@@ -31,8 +31,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::Reject;
-use crate::proto::h1::exchange::{body_parts, check_start};
+use crate::proto::h1::exchange::{body_parts, check_start, truncate};
 use crate::proto::h1::sse::{poll_sse_keepalive, SseState, SseTarget};
+use crate::proto::h1::target::HttpTarget;
 
 /// Most response bytes asked of the flow-control window at once.
 const MAX_RESERVE: u64 = 1 << 20;
@@ -237,6 +238,78 @@ impl St {
         }
     }
 
+    fn push(&mut self, bytes: Bytes, file: Option<(File, u64)>) {
+        if !bytes.is_empty() {
+            self.out_len += bytes.len() as u64;
+            if let Some(bytes) = self.gather(bytes) {
+                self.out.push_back(Out::Bytes(bytes));
+            }
+        }
+        if let Some((file, n)) = file {
+            if n > 0 {
+                self.out_len += n;
+                self.out.push_back(Out::File { file, remaining: n });
+            }
+        }
+    }
+
+    /// Copies a small piece into the last queued buffer when it fits (turning a small queued
+    /// piece into a buffer first); gives the piece back when it is to be queued as it is.
+    fn gather(&mut self, bytes: Bytes) -> Option<Bytes> {
+        let n = bytes.len();
+        if n >= COALESCE_BELOW {
+            return Some(bytes);
+        }
+        match self.out.back_mut() {
+            Some(Out::Gathered(buf)) if buf.len() + n <= COALESCE_MAX => {
+                buf.extend_from_slice(&bytes);
+                None
+            }
+            Some(last @ Out::Bytes(_)) => {
+                let Out::Bytes(prev) = last else {
+                    return Some(bytes);
+                };
+                if prev.len() >= COALESCE_BELOW {
+                    return Some(bytes);
+                }
+                let mut buf = BytesMut::with_capacity((2 * (prev.len() + n)).max(512));
+                buf.extend_from_slice(prev);
+                buf.extend_from_slice(&bytes);
+                *last = Out::Gathered(buf);
+                None
+            }
+            _ => Some(bytes),
+        }
+    }
+
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
+        if self.disconnected.is_some() || self.finished || self.response_done() {
+            return Poll::Ready(Ok(ReceiveEvent::HttpDisconnect));
+        }
+        if let Some(body) = self.inbound.pop_front() {
+            self.release += body.len();
+            let more = !(self.inbound.is_empty() && self.body_finished);
+            self.eof_delivered = !more;
+            self.poke_driver();
+            return Poll::Ready(Ok(ReceiveEvent::HttpRequest { body, more }));
+        }
+        if self.body_finished && !self.eof_delivered {
+            self.eof_delivered = true;
+            return Poll::Ready(Ok(ReceiveEvent::HttpRequest {
+                body: Bytes::new(),
+                more: false,
+            }));
+        }
+        if !self.body_finished {
+            self.want_body = true;
+            self.poke_driver();
+        }
+        self.recv_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl HttpTarget for St {
     fn response_started(&self) -> bool {
         !matches!(self.resp, Resp::Init)
     }
@@ -366,50 +439,6 @@ impl St {
         Ok(())
     }
 
-    fn push(&mut self, bytes: Bytes, file: Option<(File, u64)>) {
-        if !bytes.is_empty() {
-            self.out_len += bytes.len() as u64;
-            if let Some(bytes) = self.gather(bytes) {
-                self.out.push_back(Out::Bytes(bytes));
-            }
-        }
-        if let Some((file, n)) = file {
-            if n > 0 {
-                self.out_len += n;
-                self.out.push_back(Out::File { file, remaining: n });
-            }
-        }
-    }
-
-    /// Copies a small piece into the last queued buffer when it fits (turning a small queued
-    /// piece into a buffer first); gives the piece back when it is to be queued as it is.
-    fn gather(&mut self, bytes: Bytes) -> Option<Bytes> {
-        let n = bytes.len();
-        if n >= COALESCE_BELOW {
-            return Some(bytes);
-        }
-        match self.out.back_mut() {
-            Some(Out::Gathered(buf)) if buf.len() + n <= COALESCE_MAX => {
-                buf.extend_from_slice(&bytes);
-                None
-            }
-            Some(last @ Out::Bytes(_)) => {
-                let Out::Bytes(prev) = last else {
-                    return Some(bytes);
-                };
-                if prev.len() >= COALESCE_BELOW {
-                    return Some(bytes);
-                }
-                let mut buf = BytesMut::with_capacity((2 * (prev.len() + n)).max(512));
-                buf.extend_from_slice(prev);
-                buf.extend_from_slice(&bytes);
-                *last = Out::Gathered(buf);
-                None
-            }
-            _ => Some(bytes),
-        }
-    }
-
     fn trailers(&mut self, headers: Headers) -> Result<(), Error> {
         let Resp::Trailers { discard } = self.resp else {
             return Err(Error::out_of_order(
@@ -446,87 +475,14 @@ impl St {
         Ok(())
     }
 
-    fn accept(&mut self, event: SendEvent) -> Result<(), Error> {
-        if self.sse.is_some() {
-            return self.accept_sse(event);
-        }
-        match event {
-            SendEvent::HttpResponseStart {
-                status,
-                headers,
-                trailers,
-            } => self.start_response(status, headers, trailers),
-            SendEvent::HttpResponseBody(b) => self.response_body(b),
-            SendEvent::HttpResponseTrailers { headers } => self.trailers(headers),
-            SendEvent::HttpResponseEarlyHint { headers } => self.early_hint(headers),
-            SendEvent::HttpFullflush => {
-                if matches!(self.resp, Resp::Init) {
-                    return Err(Error::out_of_order(
-                        "http.fullflush before http.response.start",
-                    ));
-                }
-                self.encode_pending_head(None);
-                self.flush_requested = true;
-                Ok(())
-            }
-            other => Err(Error::unsupported(format!(
-                "{} is not an http event",
-                other.kind()
-            ))),
-        }
-    }
-
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
-        if self.disconnected.is_some() || self.finished || self.response_done() {
-            return Poll::Ready(Ok(ReceiveEvent::HttpDisconnect));
-        }
-        if let Some(body) = self.inbound.pop_front() {
-            self.release += body.len();
-            let more = !(self.inbound.is_empty() && self.body_finished);
-            self.eof_delivered = !more;
-            self.poke_driver();
-            return Poll::Ready(Ok(ReceiveEvent::HttpRequest { body, more }));
-        }
-        if self.body_finished && !self.eof_delivered {
-            self.eof_delivered = true;
-            return Poll::Ready(Ok(ReceiveEvent::HttpRequest {
-                body: Bytes::new(),
-                more: false,
-            }));
-        }
-        if !self.body_finished {
-            self.want_body = true;
-            self.poke_driver();
-        }
-        self.recv_waker = Some(cx.waker().clone());
-        Poll::Pending
+    fn request_flush(&mut self) {
+        self.flush_requested = true;
     }
 }
 
 impl SseTarget for St {
     fn sse_mut(&mut self) -> Option<&mut SseState> {
         self.sse.as_mut()
-    }
-
-    fn start_response(
-        &mut self,
-        status: u16,
-        headers: Headers,
-        trailers: bool,
-    ) -> Result<(), Error> {
-        St::start_response(self, status, headers, trailers)
-    }
-
-    fn encode_pending_head(&mut self, final_len: Option<u64>) {
-        St::encode_pending_head(self, final_len);
-    }
-
-    fn response_body(&mut self, body: ResponseBody) -> Result<(), Error> {
-        St::response_body(self, body)
-    }
-
-    fn response_done(&self) -> bool {
-        St::response_done(self)
     }
 
     fn no_keep_alive(&mut self) {
@@ -681,15 +637,6 @@ fn content_length(n: u64) -> HeaderValue {
     })
 }
 
-fn truncate(bytes: Bytes, file: Option<(File, u64)>, allowed: u64) -> (Bytes, Option<(File, u64)>) {
-    let b = bytes.len() as u64;
-    if allowed <= b {
-        (bytes.slice(..allowed as usize), None)
-    } else {
-        (bytes, file.map(|(f, n)| (f, n.min(allowed - b))))
-    }
-}
-
 impl Sink for Stream {
     fn poll_send(
         &self,
@@ -765,14 +712,8 @@ impl ConnectionInfo for Stream {
     }
 
     fn poll_disconnect(&self, cx: &mut Context<'_>) -> Poll<DisconnectReason> {
-        let mut st = self.lock();
-        if let Some(r) = &st.disconnected {
-            return Poll::Ready(r.clone());
-        }
-        if !st.disc_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            st.disc_wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
+        let st = &mut *self.lock();
+        crate::proto::wake::poll_disconnect(&st.disconnected, &mut st.disc_wakers, cx)
     }
 
     fn response_started(&self) -> bool {
@@ -890,13 +831,7 @@ impl Driver {
             }
             let app_done = self.result.is_some();
             let mut st = stream.lock();
-            if st
-                .driver_waker
-                .as_ref()
-                .is_none_or(|w| !w.will_wake(cx.waker()))
-            {
-                st.driver_waker = Some(cx.waker().clone());
-            }
+            crate::proto::wake::register(&mut st.driver_waker, cx);
             if st.sse.is_some() && st.disconnected.is_none() {
                 if app_done {
                     st.sse_end(false);
@@ -947,14 +882,7 @@ impl Driver {
                 || !st.response_done()
                 || st.end_sent;
             drop(st);
-            let mut again = false;
-            for w in wakers.drain(..) {
-                if w.will_wake(cx.waker()) {
-                    again = true;
-                } else {
-                    w.wake();
-                }
-            }
+            let again = crate::proto::wake::wake_others(&mut wakers, cx);
             if app_done && out_done {
                 return Poll::Ready(());
             }

@@ -224,13 +224,7 @@ impl<I: Io> Driver<'_, I> {
                 };
             }
             let mut st = session.lock();
-            if st
-                .driver_waker
-                .as_ref()
-                .is_none_or(|w| !w.will_wake(cx.waker()))
-            {
-                st.driver_waker = Some(cx.waker().clone());
-            }
+            crate::proto::wake::register(&mut st.driver_waker, cx);
             let now = Instant::now();
             if self.result.is_some() && !self.finish_handled {
                 self.finish_handled = true;
@@ -338,14 +332,8 @@ impl<I: Io> Driver<'_, I> {
 
             st.take_app_wakers(&mut wakers);
             drop(st);
-            let mut again = timer_fired || fresh_output || self.need_turn;
-            for w in wakers.drain(..) {
-                if w.will_wake(cx.waker()) {
-                    again = true;
-                } else {
-                    w.wake();
-                }
-            }
+            let own = crate::proto::wake::wake_others(&mut wakers, cx);
+            let again = own || timer_fired || fresh_output || self.need_turn;
             if self.result.is_some() && socket_done {
                 return Poll::Ready(());
             }
