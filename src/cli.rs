@@ -258,7 +258,7 @@ pub struct Cli {
     pub http2_keep_alive_timeout: Duration,
     /// Requests served on one HTTP/2 connection before GOAWAY asks the client for a new one
     /// (0 = unlimited).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub http2_max_requests: u64,
     /// Streams a client may open and reset before the app sees them; more closes the
     /// connection (rapid reset).

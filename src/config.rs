@@ -251,7 +251,7 @@ impl Default for Http2Config {
             max_frame_size: 16_384,
             keep_alive_interval: std::time::Duration::ZERO,
             keep_alive_timeout: std::time::Duration::from_secs(20),
-            max_requests: 10_000,
+            max_requests: 100_000,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
             max_send_buffer_size: 400 * 1024,
