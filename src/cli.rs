@@ -12,7 +12,7 @@ use pagi_middleware::healthcheck::Healthcheck;
 use pagi_middleware::lint::Lint;
 use pagi_middleware::request_id::RequestId;
 use pagi_middleware::trusted_hosts::TrustedHosts;
-use pagi_middleware::Stack;
+use pagi_middleware::{Either, Stack};
 
 use crate::access::{Cidr, List, Source};
 use crate::config::{Config, H2Cleartext, Http2Config, ProxyProtocol};
@@ -518,6 +518,17 @@ struct Layers {
     lint: Option<Lint>,
 }
 
+impl Layers {
+    fn is_empty(&self) -> bool {
+        self.xff.is_none()
+            && self.access.is_none()
+            && self.health.is_none()
+            && self.hosts.is_none()
+            && self.request_id.is_none()
+            && self.lint.is_none()
+    }
+}
+
 /// The server for these options around `app` (its middleware stack and settings; no
 /// listener yet), and what reopens the access log. Starts the access log's writer thread:
 /// with --workers, each worker calls it after the fork.
@@ -529,14 +540,21 @@ pub(crate) fn server_builder<A: App>(
     let reopen = m.access.as_ref().map(AccessLog::reopener);
     // Outermost first: the real client before anything logs or checks it; health checks before
     // the host check (load balancers probe by IP).
-    let app = Stack::new()
-        .layer(m.xff)
-        .layer(m.request_id)
-        .layer(m.access)
-        .layer(m.health)
-        .layer(m.hosts)
-        .layer(m.lint)
-        .app(app);
+    // Without any layer the app is called directly, not through six empty ones.
+    let app = if m.is_empty() {
+        Either::Right(app)
+    } else {
+        Either::Left(
+            Stack::new()
+                .layer(m.xff)
+                .layer(m.request_id)
+                .layer(m.access)
+                .layer(m.health)
+                .layer(m.hosts)
+                .layer(m.lint)
+                .app(app),
+        )
+    };
     Ok((Server::builder(app).config(cli.config()?), reopen))
 }
 
@@ -760,6 +778,7 @@ mod tests {
         let none = middleware(&Cli::try_parse_from(["pagi-server"]).unwrap()).unwrap();
         assert!(none.xff.is_none() && none.access.is_none() && none.lint.is_none());
         assert!(none.health.is_none() && none.hosts.is_none() && none.request_id.is_none());
+        assert!(none.is_empty());
         let all = middleware(
             &Cli::try_parse_from([
                 "pagi-server",
@@ -777,6 +796,7 @@ mod tests {
         .unwrap();
         assert!(all.xff.is_some() && all.access.is_some() && all.lint.is_some());
         assert!(all.health.is_some() && all.hosts.is_some() && all.request_id.is_some());
+        assert!(!all.is_empty());
         assert!(
             Cli::try_parse_from(["pagi-server", "--access-log", "--no-access-log"]).is_err(),
             "contradictory flags"

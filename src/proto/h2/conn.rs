@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
 use super::scope::request_parts;
-use super::stream::{Driver, Setup, St, Stream};
+use super::stream::{Driver, Setup, St, Stream, StreamTask};
 use crate::error::Reject;
 use crate::server::{Peer, Shared};
 
@@ -274,10 +274,8 @@ fn start_stream<A: App>(
             } else {
                 Scope::Http(scope)
             };
-            // Boxed here, so that the stream's future (moved into the FuturesUnordered) stays
-            // small: apps' futures are often kilobytes.
             let rx = Receiver::new(stream.clone());
-            Some(Box::pin(shared.app.call(scope, rx, Sender::new(stream))))
+            Some(shared.app.call(scope, rx, Sender::new(stream)))
         }
         (_, r) => {
             if let Some(r) = r {
@@ -287,13 +285,7 @@ fn start_stream<A: App>(
             None
         }
     };
-    let refuse = refuse.unwrap_or(Reject::AppError);
-    async move {
-        match call {
-            Some(app) => driver.run(app).await,
-            None => driver.refuse(refuse),
-        }
-    }
+    StreamTask::new(driver, call, refuse.unwrap_or(Reject::AppError))
 }
 
 /// The keep-alive PING: one in flight at a time, every interval; ready when a PONG is late.

@@ -752,6 +752,55 @@ pub(crate) struct Driver {
     reset_sent: bool,
 }
 
+pin_project_lite::pin_project! {
+    /// One stream's future: its app (held inline: one allocation per stream for both, in the
+    /// connection's `FuturesUnordered`) and the driver, or a refusal when there is no app.
+    pub(crate) struct StreamTask<F> {
+        driver: Driver,
+        #[pin]
+        app: Option<F>,
+        refuse: Reject,
+    }
+}
+
+impl<F> StreamTask<F> {
+    /// `app`: the app's call, or `None` to answer with `refuse` instead.
+    pub(crate) fn new(driver: Driver, app: Option<F>, refuse: Reject) -> Self {
+        StreamTask {
+            driver,
+            app,
+            refuse,
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for StreamTask<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTask").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for StreamTask<F>
+where
+    F: Future<Output = Result<(), BoxError>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        match this.app.as_pin_mut() {
+            Some(app) => {
+                if this.driver.poll(cx, app).is_pending() {
+                    return Poll::Pending;
+                }
+                this.driver.finish();
+            }
+            None => this.driver.refuse(*this.refuse),
+        }
+        Poll::Ready(())
+    }
+}
+
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver").finish_non_exhaustive()
@@ -787,20 +836,10 @@ impl Driver {
     }
 
     /// Answers a request refused before the app was called.
-    pub(crate) fn refuse(mut self, reject: Reject) {
+    fn refuse(&mut self, reject: Reject) {
         if let Some(r) = self.respond.take() {
             send_reject(r, reject, self.stream.lock().server_header.as_ref());
         }
-    }
-
-    /// Runs the app and the stream until both are done.
-    pub(crate) async fn run<F>(mut self, app: F)
-    where
-        F: Future<Output = Result<(), BoxError>>,
-    {
-        let mut app = std::pin::pin!(app);
-        std::future::poll_fn(|cx| self.poll(cx, app.as_mut())).await;
-        self.finish();
     }
 
     fn poll<F>(&mut self, cx: &mut Context<'_>, mut app: Pin<&mut F>) -> Poll<()>
