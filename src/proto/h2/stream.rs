@@ -104,6 +104,55 @@ enum Out {
     },
 }
 
+/// The response pieces still to be handed to `h2`, in order. The first is held inline: most
+/// responses are one piece, which then costs no queue allocation.
+#[derive(Debug, Default)]
+struct OutQueue {
+    /// The front piece; `None` only when the queue is empty.
+    first: Option<Out>,
+    rest: VecDeque<Out>,
+}
+
+impl OutQueue {
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
+    }
+
+    fn push_back(&mut self, piece: Out) {
+        if self.first.is_none() {
+            self.first = Some(piece);
+        } else {
+            self.rest.push_back(piece);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Out> {
+        let front = self.first.take();
+        self.first = self.rest.pop_front();
+        front
+    }
+
+    fn front_mut(&mut self) -> Option<&mut Out> {
+        self.first.as_mut()
+    }
+
+    fn back_mut(&mut self) -> Option<&mut Out> {
+        match self.rest.back_mut() {
+            Some(last) => Some(last),
+            None => self.first.as_mut(),
+        }
+    }
+}
+
 /// The state of one stream.
 #[derive(Debug, Default)]
 pub(crate) struct St {
@@ -125,7 +174,7 @@ pub(crate) struct St {
     hints: VecDeque<http::Response<()>>,
     /// A committed head for the driver to send.
     head: Option<http::Response<()>>,
-    out: VecDeque<Out>,
+    out: OutQueue,
     out_len: u64,
     /// The response is complete: the stream ends after `out` (with `trailers` if any).
     end: bool,
@@ -849,7 +898,7 @@ impl Driver {
         let mut wakers: Vec<Waker> = Vec::new();
         let stream = self.stream.clone();
         loop {
-            if self.result.is_none() {
+            let mut st = if self.result.is_none() {
                 {
                     let mut st = stream.lock();
                     st.in_app_poll = true;
@@ -867,9 +916,11 @@ impl Driver {
                     self.result = Some(r);
                     st.finished = true;
                 }
-            }
+                st
+            } else {
+                stream.lock()
+            };
             let app_done = self.result.is_some();
-            let mut st = stream.lock();
             crate::proto::wake::register(&mut st.driver_waker, cx);
             if st.sse.is_some() && st.disconnected.is_none() {
                 if app_done {
@@ -892,7 +943,10 @@ impl Driver {
             if !app_done || st.response_done() {
                 self.pump_out(cx, &mut st);
             }
-            self.watch_reset(cx, &mut st);
+            if !(app_done && st.end_sent) {
+                // (Once both are over, a reset from the client changes nothing.)
+                self.watch_reset(cx, &mut st);
+            }
             let write_stalled =
                 st.disconnected.is_none() && st.reset.is_none() && !st.out.is_empty();
             let mut progress = self.handed != handed;
@@ -1215,7 +1269,7 @@ impl Drop for Driver {
 }
 
 /// The next piece of at most `cap` bytes from the queue. `None` when a file cannot be read.
-fn take_chunk(out: &mut VecDeque<Out>, cap: usize) -> Option<Bytes> {
+fn take_chunk(out: &mut OutQueue, cap: usize) -> Option<Bytes> {
     match out.front_mut()? {
         Out::Bytes(b) => {
             if b.len() <= cap {
@@ -1443,10 +1497,30 @@ mod tests {
 
     #[test]
     fn chunks_respect_capacity() {
-        let mut q = VecDeque::new();
+        let mut q = OutQueue::default();
         q.push_back(Out::Bytes(Bytes::from_static(b"abcdef")));
         assert_eq!(take_chunk(&mut q, 4).unwrap(), "abcd");
         assert_eq!(take_chunk(&mut q, 4).unwrap(), "ef");
         assert!(take_chunk(&mut q, 4).is_none());
+    }
+
+    #[test]
+    fn out_queue_keeps_order_across_its_inline_slot() {
+        let piece = |s: &'static [u8]| Out::Bytes(Bytes::from_static(s));
+        let mut q = OutQueue::default();
+        assert!(q.is_empty() && q.back_mut().is_none());
+        q.push_back(piece(b"a"));
+        q.push_back(piece(b"b"));
+        assert!(matches!(q.back_mut(), Some(Out::Bytes(b)) if b == "b"));
+        assert_eq!(take_chunk(&mut q, 10).unwrap(), "a");
+        q.push_back(piece(b"c"));
+        assert_eq!(q.len(), 2);
+        assert_eq!(take_chunk(&mut q, 10).unwrap(), "b");
+        assert!(matches!(q.front_mut(), Some(Out::Bytes(b)) if b == "c"));
+        assert_eq!(take_chunk(&mut q, 10).unwrap(), "c");
+        assert!(q.is_empty() && q.len() == 0);
+        q.push_back(piece(b"d"));
+        q.clear();
+        assert!(q.is_empty());
     }
 }
