@@ -60,10 +60,6 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(st: St) -> Self {
-        Stream { st: Mutex::new(st) }
-    }
-
     pub(crate) fn lock(&self) -> MutexGuard<'_, St> {
         self.st.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -215,16 +211,23 @@ pub(crate) struct Setup {
 }
 
 impl St {
+    #[cfg(test)]
     pub(crate) fn new(s: Setup) -> Self {
-        St {
-            head_request: s.head_request,
-            connect: s.connect,
-            body_finished: s.body_empty,
-            high_water: s.high_water,
-            low_water: s.low_water,
-            server_header: s.server_header,
-            sse: s.sse.then(SseState::default),
-            ..St::default()
+        let mut st = St::default();
+        st.set_up(s);
+        st
+    }
+
+    /// Sets the per-stream facts on a fresh state.
+    pub(crate) fn set_up(&mut self, s: Setup) {
+        self.head_request = s.head_request;
+        self.connect = s.connect;
+        self.body_finished = s.body_empty;
+        self.high_water = s.high_water;
+        self.low_water = s.low_water;
+        self.server_header = s.server_header;
+        if s.sse {
+            self.sse = Some(SseState::default());
         }
     }
 
