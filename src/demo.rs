@@ -35,10 +35,10 @@ pub fn app(
     receive: Receiver,
     send: Sender,
 ) -> impl Future<Output = Result<(), BoxError>> + Send + 'static {
-    match scope {
-        Scope::Http(req) if req.path.as_bytes() == b"/" => Either::Left(hello(send)),
-        scope => Either::Right(Box::pin(route(scope, receive, send))),
+    if matches!(&scope, Scope::Http(req) if req.path.as_bytes() == b"/") {
+        return Either::Left(hello(send));
     }
+    Either::Right(Box::pin(route(scope, receive, send)))
 }
 
 async fn hello(send: Sender) -> Result<(), BoxError> {

@@ -78,6 +78,11 @@ pub(crate) async fn serve<T, A>(
         }
     };
     let mut streams = FuturesUnordered::new();
+    // Streams accepted in this pass, not yet started (at most the concurrent-stream limit).
+    let mut fresh: Vec<(
+        http::Request<h2::RecvStream>,
+        h2::server::SendResponse<Bytes>,
+    )> = Vec::new();
     let mut served: u64 = 0;
     let mut going_away = false;
     let mut accepting = true;
@@ -95,18 +100,10 @@ pub(crate) async fn serve<T, A>(
         let mut accepted = false;
         while accepting {
             match conn.poll_accept(cx) {
-                Poll::Ready(Some(Ok((req, respond)))) => {
+                Poll::Ready(Some(Ok(stream))) => {
                     served += 1;
                     accepted = true;
-                    let pre = if respond.stream_id().as_u32() == 1 {
-                        upgraded.take()
-                    } else {
-                        None
-                    };
-                    streams.push(match super::ws::protocol(&req) {
-                        Some(_) => Either::Left(super::ws::start(req, respond, shared, peer)),
-                        None => Either::Right(start_stream(req, respond, shared, peer, pre)),
-                    });
+                    fresh.push(stream);
                     if max_requests > 0 && served >= max_requests && !going_away {
                         tracing::debug!(client = ?peer.client, served, "h2: max requests per connection; GOAWAY");
                         conn.graceful_shutdown();
@@ -124,6 +121,19 @@ pub(crate) async fn serve<T, A>(
                 Poll::Ready(None) => accepting = false,
                 Poll::Pending => break,
             }
+        }
+        // Started after the accept loop, not in it: the frame decoding of a batch runs first,
+        // then the scopes are made, then the apps run, each stage on code still in cache.
+        for (req, respond) in fresh.drain(..) {
+            let pre = if respond.stream_id().as_u32() == 1 {
+                upgraded.take()
+            } else {
+                None
+            };
+            streams.push(match super::ws::protocol(&req) {
+                Some(_) => Either::Left(super::ws::start(req, respond, shared, peer)),
+                None => Either::Right(start_stream(req, respond, shared, peer, pre)),
+            });
         }
         let busy = !streams.is_empty() || accepted;
         while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}

@@ -1521,7 +1521,8 @@ mod tests {
         assert_eq!(take_chunk(&mut q, 10).unwrap(), "b");
         assert!(matches!(q.front_mut(), Some(Out::Bytes(b)) if b == "c"));
         assert_eq!(take_chunk(&mut q, 10).unwrap(), "c");
-        assert!(q.is_empty() && q.len() == 0);
+        assert_eq!(q.len(), 0);
+        assert!(q.is_empty());
         q.push_back(piece(b"d"));
         q.clear();
         assert!(q.is_empty());
