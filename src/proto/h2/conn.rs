@@ -83,6 +83,8 @@ pub(crate) async fn serve<T, A>(
         http::Request<h2::RecvStream>,
         h2::server::SendResponse<Bytes>,
     )> = Vec::new();
+    // The futures of the streams started in this pass, before their first poll.
+    let mut born = Vec::new();
     let mut served: u64 = 0;
     let mut going_away = false;
     let mut accepting = true;
@@ -130,10 +132,23 @@ pub(crate) async fn serve<T, A>(
             } else {
                 None
             };
-            streams.push(match super::ws::protocol(&req) {
+            born.push(Box::pin(match super::ws::protocol(&req) {
                 Some(_) => Either::Left(super::ws::start(req, respond, shared, peer)),
                 None => Either::Right(start_stream(req, respond, shared, peer, pre)),
-            });
+            }));
+        }
+        // Each new stream is polled once here, with the connection's waker: most (a handler
+        // that answers at once) are then done and never enter the set. The others go in and
+        // are polled again right away, which moves their wakers to their own.
+        for task in born.iter_mut() {
+            if let Either::Right(t) = task.as_mut().as_pin_mut() {
+                t.poll_app(cx);
+            }
+        }
+        for mut task in born.drain(..) {
+            if task.as_mut().poll(cx).is_pending() {
+                streams.push(task);
+            }
         }
         let busy = !streams.is_empty() || accepted;
         while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
@@ -215,7 +230,7 @@ fn start_stream<A: App>(
     shared: &Arc<Shared<A>>,
     peer: &Peer,
     upgraded: Option<Upgraded>,
-) -> impl Future<Output = ()> + Send + 'static {
+) -> StreamTask<A::Future> {
     let (head, body) = req.into_parts();
     let cfg = &shared.config;
     let parts = request_parts(&head);
