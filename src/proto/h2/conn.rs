@@ -127,7 +127,8 @@ pub(crate) async fn serve<T, A>(
         // Started after the accept loop, not in it: the frame decoding of a batch runs first,
         // then the scopes are made, then the apps run, each stage on code still in cache.
         for (req, respond) in fresh.drain(..) {
-            let pre = if respond.stream_id().as_u32() == 1 {
+            // (`stream_id` takes h2's lock: asked only after an upgrade.)
+            let pre = if upgraded.is_some() && respond.stream_id().as_u32() == 1 {
                 upgraded.take()
             } else {
                 None
@@ -239,10 +240,9 @@ fn start_stream<A: App>(
         .is_ok_and(|p| !p.is_connect() && crate::proto::h1::conn::wants_event_stream(&p.headers));
     let body_empty = body.is_end_stream();
     // Made in place and then set up: the state is some hundred bytes, not to be copied around.
-    let stream = Arc::new(Stream::default());
+    let mut stream = Arc::new(Stream::default());
     let mut content_length = parts.as_ref().ok().and_then(|p| p.content_length);
-    {
-        let mut st = stream.lock();
+    Stream::fresh(&mut stream, |st| {
         st.set_up(Setup {
             head_request: parts.as_ref().is_ok_and(|p| p.is_head()),
             connect: parts.as_ref().is_ok_and(|p| p.is_connect()),
@@ -256,7 +256,7 @@ fn start_stream<A: App>(
             st.preload(u.body.clone());
             content_length = Some(u.body.len() as u64);
         }
-    }
+    });
     let shutdown = sse.then(|| Box::pin(shared.graceful.clone().cancelled_owned()));
     let recv = (!body_empty).then_some(body);
     let driver = Driver::new(

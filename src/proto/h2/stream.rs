@@ -24,6 +24,7 @@ use std::future::Future;
 use std::io::Read;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -57,11 +58,24 @@ const SEND_BUDGET: u32 = 64;
 #[derive(Debug, Default)]
 pub(crate) struct Stream {
     st: Mutex<St>,
+    /// 0 while the driver is not polling the app; during that poll, 1 + the events `send`
+    /// has accepted in it (see [`SEND_BUDGET`]). Outside the lock (set and read by the
+    /// connection's thread, `Relaxed`): the driver then takes the lock once per app poll,
+    /// not twice.
+    app_poll: AtomicU32,
 }
 
 impl Stream {
     pub(crate) fn lock(&self) -> MutexGuard<'_, St> {
         self.st.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the state of a stream no handle shares yet, without taking the lock.
+    pub(crate) fn fresh(this: &mut std::sync::Arc<Stream>, f: impl FnOnce(&mut St)) {
+        match std::sync::Arc::get_mut(this) {
+            Some(s) => f(s.st.get_mut().unwrap_or_else(PoisonError::into_inner)),
+            None => f(&mut this.lock()),
+        }
     }
 }
 
@@ -185,9 +199,6 @@ pub(crate) struct St {
     low_water: u64,
     server_header: Option<Bytes>,
     driver_waker: Option<Waker>,
-    in_app_poll: bool,
-    /// Events accepted in the current poll of the app (see [`SEND_BUDGET`]).
-    sends_this_poll: u32,
     /// `send` yielded for the budget: its next poll waits on the high-water mark, as it would
     /// have without yielding.
     budget_yield: bool,
@@ -240,8 +251,9 @@ impl St {
         self.body_finished = true;
     }
 
-    fn poke_driver(&mut self) {
-        if !self.in_app_poll {
+    /// Wakes the driver, unless it is polling the app (`in_app`) and looks at the state after.
+    fn poke_driver(&mut self, in_app: bool) {
+        if !in_app {
             if let Some(w) = &self.driver_waker {
                 w.wake_by_ref();
             }
@@ -334,7 +346,11 @@ impl St {
         }
     }
 
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
+    fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        in_app: bool,
+    ) -> Poll<Result<ReceiveEvent, Error>> {
         if self.disconnected.is_some() || self.finished || self.response_done() {
             return Poll::Ready(Ok(ReceiveEvent::HttpDisconnect));
         }
@@ -342,7 +358,7 @@ impl St {
             self.release += body.len();
             let more = !(self.inbound.is_empty() && self.body_finished);
             self.eof_delivered = !more;
-            self.poke_driver();
+            self.poke_driver(in_app);
             return Poll::Ready(Ok(ReceiveEvent::HttpRequest { body, more }));
         }
         if self.body_finished && !self.eof_delivered {
@@ -354,7 +370,7 @@ impl St {
         }
         if !self.body_finished {
             self.want_body = true;
-            self.poke_driver();
+            self.poke_driver(in_app);
         }
         self.recv_waker = Some(cx.waker().clone());
         Poll::Pending
@@ -696,6 +712,7 @@ impl Sink for Stream {
         event: &mut Option<SendEvent>,
     ) -> Poll<Result<(), Error>> {
         let mut st = self.lock();
+        let in_app = self.app_poll.load(Ordering::Relaxed);
         let threshold = if let Some(ev) = event.take() {
             if st.disconnected.is_some() {
                 return Poll::Ready(Ok(())); // send after close: a no-op
@@ -704,11 +721,11 @@ impl Sink for Stream {
                 return Poll::Ready(Err(Error::out_of_order("the request is over")));
             }
             let r = st.accept(ev);
-            st.poke_driver();
+            st.poke_driver(in_app != 0);
             r?;
-            if st.in_app_poll {
-                st.sends_this_poll += 1;
-                if st.sends_this_poll > SEND_BUDGET {
+            if in_app != 0 {
+                self.app_poll.store(in_app + 1, Ordering::Relaxed);
+                if in_app > SEND_BUDGET {
                     // Yield: the event is taken; the next poll (right after the connection's
                     // other work) returns once the queue is below the mark.
                     st.budget_yield = true;
@@ -744,7 +761,7 @@ impl Sink for Stream {
 impl Source for Stream {
     fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Result<ReceiveEvent, Error>> {
         let mut st = self.lock();
-        let polled = st.poll_receive(cx);
+        let polled = st.poll_receive(cx, self.app_poll.load(Ordering::Relaxed) != 0);
         if st.sse.is_none() {
             return polled;
         }
@@ -783,6 +800,12 @@ impl ConnectionInfo for Stream {
 /// Moves one stream's bytes between `h2` and its [`Stream`], on the connection's task.
 pub(crate) struct Driver {
     pub(crate) stream: std::sync::Arc<Stream>,
+    w: Wire,
+}
+
+/// The `h2` side of a [`Driver`]: apart from the stream state so that both can be borrowed at
+/// once (no `Arc` clone per poll).
+struct Wire {
     respond: Option<SendResponse<Bytes>>,
     send: Option<SendStream<Bytes>>,
     recv: Option<RecvStream>,
@@ -837,9 +860,9 @@ where
     pub(crate) fn poll_app(self: Pin<&mut Self>, cx: &mut Context<'_>) {
         let this = self.project();
         if let Some(app) = this.app.as_pin_mut() {
-            if this.driver.result.is_none() {
-                let stream = this.driver.stream.clone();
-                drop(Driver::run_app(&mut this.driver.result, &stream, cx, app));
+            let Driver { stream, w } = this.driver;
+            if w.result.is_none() {
+                drop(Driver::run_app(&mut w.result, stream, cx, app));
             }
         }
     }
@@ -889,26 +912,28 @@ impl Driver {
     ) -> Self {
         Driver {
             stream,
-            respond: Some(respond),
-            send: None,
-            recv,
-            max_body,
-            body_read: 0,
-            reject: None,
-            result: None,
-            keepalive_timer: None,
-            shutdown,
-            io_timeout,
-            stall: None,
-            stall_timer: None,
-            handed: 0,
-            reset_sent: false,
+            w: Wire {
+                respond: Some(respond),
+                send: None,
+                recv,
+                max_body,
+                body_read: 0,
+                reject: None,
+                result: None,
+                keepalive_timer: None,
+                shutdown,
+                io_timeout,
+                stall: None,
+                stall_timer: None,
+                handed: 0,
+                reset_sent: false,
+            },
         }
     }
 
     /// Answers a request refused before the app was called.
     fn refuse(&mut self, reject: Reject) {
-        if let Some(r) = self.respond.take() {
+        if let Some(r) = self.w.respond.take() {
             send_reject(r, reject, self.stream.lock().server_header.as_ref());
         }
     }
@@ -918,59 +943,58 @@ impl Driver {
         F: Future<Output = Result<(), BoxError>>,
     {
         let mut wakers: Vec<Waker> = Vec::new();
-        let stream = self.stream.clone();
+        let Driver { stream, w } = self;
         loop {
-            let mut st = if self.result.is_none() {
-                Self::run_app(&mut self.result, &stream, cx, app.as_mut())
+            let mut st = if w.result.is_none() {
+                Self::run_app(&mut w.result, stream, cx, app.as_mut())
             } else {
                 stream.lock()
             };
-            let app_done = self.result.is_some();
-            crate::proto::wake::register(&mut st.driver_waker, cx);
+            let app_done = w.result.is_some();
             if st.sse.is_some() && st.disconnected.is_none() {
                 if app_done {
                     st.sse_end(false);
-                } else if self
+                } else if w
                     .shutdown
                     .as_mut()
                     .is_some_and(|s| s.as_mut().poll(cx).is_ready())
                 {
                     st.sse_end(true);
                 }
-                poll_sse_keepalive(cx, &mut *st, &mut self.keepalive_timer);
+                poll_sse_keepalive(cx, &mut *st, &mut w.keepalive_timer);
             }
             if matches!(st.resp, Resp::Pending { .. }) {
                 // The app yielded (or ended) after the start without completing the body: the
                 // head goes out now, for a streamed body.
                 st.encode_pending_head(None);
             }
-            let handed = self.handed;
+            let handed = w.handed;
             if !app_done || st.response_done() {
-                self.pump_out(cx, &mut st);
+                w.pump_out(cx, &mut st);
             }
             if !(app_done && st.end_sent) {
                 // (Once both are over, a reset from the client changes nothing.)
-                self.watch_reset(cx, &mut st);
+                w.watch_reset(cx, &mut st);
             }
             let write_stalled =
                 st.disconnected.is_none() && st.reset.is_none() && !st.out.is_empty();
-            let mut progress = self.handed != handed;
+            let mut progress = w.handed != handed;
             let mut read_stalled = false;
             if st.disconnected.is_none() && !app_done {
                 let waiting = st.want_body && st.inbound.is_empty() && !st.body_finished;
-                self.pump_in(cx, &mut st);
+                w.pump_in(cx, &mut st);
                 read_stalled = waiting
                     && st.disconnected.is_none()
                     && st.inbound.is_empty()
                     && !st.body_finished;
                 progress |= waiting && !read_stalled;
             }
-            if write_stalled || read_stalled || self.stall.is_some() {
-                self.guard_stall(cx, &mut st, progress, write_stalled, read_stalled);
+            if write_stalled || read_stalled || w.stall.is_some() {
+                w.guard_stall(cx, &mut st, progress, write_stalled, read_stalled);
             }
             if st.release > 0 {
                 let n = std::mem::take(&mut st.release);
-                if let Some(r) = self.recv.as_mut() {
+                if let Some(r) = w.recv.as_mut() {
                     let _ = r.flow_control().release_capacity(n);
                 }
             }
@@ -979,6 +1003,10 @@ impl Driver {
                 || st.reset.is_some()
                 || !st.response_done()
                 || st.end_sent;
+            if !(app_done && out_done) {
+                // Only a stream that waits needs to be woken by its app's handles.
+                crate::proto::wake::register(&mut st.driver_waker, cx);
+            }
             drop(st);
             let again = crate::proto::wake::wake_others(&mut wakers, cx);
             if app_done && out_done {
@@ -1000,14 +1028,12 @@ impl Driver {
     where
         F: Future<Output = Result<(), BoxError>>,
     {
-        {
-            let mut st = stream.lock();
-            st.in_app_poll = true;
-            st.sends_this_poll = 0;
-        }
+        stream.app_poll.store(1, Ordering::Relaxed);
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| app.poll(cx)));
+        // Before the lock: a send from another thread that takes the lock after this one sees
+        // it and wakes the driver.
+        stream.app_poll.store(0, Ordering::Relaxed);
         let mut st = stream.lock();
-        st.in_app_poll = false;
         let done = match polled {
             Ok(Poll::Ready(r)) => Some(r),
             Ok(Poll::Pending) => None,
@@ -1019,7 +1045,9 @@ impl Driver {
         }
         st
     }
+}
 
+impl Wire {
     /// The I/O stall guard, as on HTTP/1.1: a client that takes no response byte while some
     /// is queued (its window stays shut), or sends no body byte while the app waits for one,
     /// for `timeout_io` ends the stream: RST_STREAM(CANCEL) (or `408` when nothing was sent
@@ -1222,10 +1250,12 @@ impl Driver {
             }
         }
     }
+}
 
+impl Driver {
     /// After the app returned: the 500 backstop, refusals and broken responses.
     fn finish(&mut self) {
-        let result = self.result.take();
+        let result = self.w.result.take();
         let (started, done, gone, reset, server) = {
             let st = self.stream.lock();
             (
@@ -1239,12 +1269,12 @@ impl Driver {
         if let Some(Err(e)) = &result {
             if started {
                 tracing::error!(error = %e, "app failed after the response started; resetting the stream");
-            } else if gone.is_none() || self.reject.is_some() {
+            } else if gone.is_none() || self.w.reject.is_some() {
                 tracing::error!(error = %e, "app failed before starting a response");
             }
         }
         let reject = if !started {
-            match (self.reject, &gone) {
+            match (self.w.reject, &gone) {
                 (Some(r), _) => Some(r),
                 (None, None) => {
                     if result.as_ref().is_some_and(|r| r.is_ok()) {
@@ -1258,12 +1288,12 @@ impl Driver {
             None
         };
         if let Some(r) = reject {
-            if let Some(respond) = self.respond.take() {
+            if let Some(respond) = self.w.respond.take() {
                 send_reject(respond, r, server.as_ref());
             }
             return;
         }
-        let reason = if let Some(r) = self.reject {
+        let reason = if let Some(r) = self.w.reject {
             Some(r.h2_reason())
         } else if let Some(r) = reset {
             Some(r)
@@ -1275,10 +1305,10 @@ impl Driver {
         } else {
             None
         };
-        if let Some(reason) = reason.filter(|_| !self.reset_sent) {
-            if let Some(s) = self.send.as_mut() {
+        if let Some(reason) = reason.filter(|_| !self.w.reset_sent) {
+            if let Some(s) = self.w.send.as_mut() {
                 s.send_reset(reason);
-            } else if let Some(r) = self.respond.as_mut() {
+            } else if let Some(r) = self.w.respond.as_mut() {
                 r.send_reset(reason);
             }
         }
@@ -1378,6 +1408,41 @@ mod tests {
             low_water: 16 * 1024,
             server_header: Some(Bytes::from_static(b"pagi-server")),
         })
+    }
+
+    #[test]
+    fn send_yields_once_its_budget_of_one_app_poll_is_spent() {
+        let stream = Stream::default();
+        *stream.lock() = st();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut send = |ev: SendEvent| {
+            let mut ev = Some(ev);
+            let polled = stream.poll_send(&mut cx, &mut ev);
+            assert!(ev.is_none(), "the event is taken either way");
+            polled.is_ready()
+        };
+        // As the driver does around its poll of the app.
+        stream.app_poll.store(1, Ordering::Relaxed);
+        assert!(send(SendEvent::start(200, Headers::new())));
+        for _ in 1..SEND_BUDGET {
+            assert!(send(SendEvent::body("x", true)));
+        }
+        assert!(
+            !send(SendEvent::body("x", true)),
+            "one past the budget yields"
+        );
+        let mut none = None;
+        assert!(
+            stream.poll_send(&mut cx, &mut none).is_ready(),
+            "then returns at once while under the high-water mark"
+        );
+        // Outside an app poll (a task of the app's own) there is no budget.
+        stream.app_poll.store(0, Ordering::Relaxed);
+        for _ in 0..2 * SEND_BUDGET {
+            let mut ev = Some(SendEvent::body("x", true));
+            assert!(stream.poll_send(&mut cx, &mut ev).is_ready());
+        }
+        assert_eq!(stream.lock().out_len, 3 * u64::from(SEND_BUDGET));
     }
 
     #[test]
