@@ -223,6 +223,22 @@ impl St {
     }
 }
 
+/// The status checks of [`check_start`]: a final status (200-999), and no 2xx to CONNECT.
+pub(crate) fn check_status(status: u16, connect: bool) -> Result<(), Error> {
+    if !(200..=999).contains(&status) {
+        return Err(Error::invalid(format!(
+            "status {status} is not a final status (200-999)"
+        )));
+    }
+    if connect && (200..300).contains(&status) {
+        // RFC 9110 §9.3.6: a 2xx makes the connection a tunnel.
+        return Err(Error::unsupported(
+            "a 2xx answer to CONNECT would open a tunnel, which pagi-server does not support",
+        ));
+    }
+    Ok(())
+}
+
 /// What [`check_start`] found in a valid `http.response.start`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StartChecked {
@@ -241,17 +257,7 @@ pub(crate) fn check_start(
     headers: &Headers,
     connect: bool,
 ) -> Result<StartChecked, Error> {
-    if !(200..=999).contains(&status) {
-        return Err(Error::invalid(format!(
-            "status {status} is not a final status (200-999)"
-        )));
-    }
-    if connect && (200..300).contains(&status) {
-        // RFC 9110 §9.3.6: a 2xx makes the connection a tunnel.
-        return Err(Error::unsupported(
-            "a 2xx answer to CONNECT would open a tunnel, which pagi-server does not support",
-        ));
-    }
+    check_status(status, connect)?;
     check_headers(headers)?;
     let mut out = StartChecked {
         length: None,

@@ -32,7 +32,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::Reject;
-use crate::proto::h1::exchange::{body_parts, check_start, truncate};
+use crate::proto::h1::exchange::{body_parts, check_start, check_status, truncate};
 use crate::proto::h1::sse::{poll_sse_keepalive, SseState, SseTarget};
 use crate::proto::h1::target::HttpTarget;
 
@@ -89,6 +89,8 @@ enum Resp {
         head: http::Response<()>,
         trailers: bool,
         length: Option<u64>,
+        /// `head` has a `content-length` slot for the server's (see [`memo_head`]).
+        slot: bool,
     },
     /// Head committed; body in progress. `remaining`: bytes the announced length still allows;
     /// `discard`: a response without a body (HEAD, 204, 304) drops body bytes.
@@ -395,12 +397,14 @@ impl HttpTarget for St {
         if !matches!(self.resp, Resp::Init) {
             return Err(Error::out_of_order("http.response.start sent twice"));
         }
-        let checked = check_start(status, &headers, self.connect)?;
-        let head = response_head(status, &headers, self.server_header.as_ref())?;
+        check_status(status, self.connect)?;
+        let (head, length, slot) =
+            memo_head(status, headers, self.server_header.as_ref(), self.connect)?;
         self.resp = Resp::Pending {
             head,
             trailers,
-            length: checked.length,
+            length,
+            slot,
         };
         Ok(())
     }
@@ -414,6 +418,7 @@ impl HttpTarget for St {
             mut head,
             trailers,
             length,
+            slot,
         } = std::mem::take(&mut self.resp)
         else {
             return;
@@ -426,10 +431,18 @@ impl HttpTarget for St {
             _ => length.or(final_len),
         };
         if length.is_none() {
-            // The app set no `content-length` (its value would be `length`): append, no lookup.
-            if let Some(n) = known {
-                head.headers_mut()
-                    .append(http::header::CONTENT_LENGTH, content_length(n));
+            // The app set no `content-length` (its value would be `length`): the server's goes
+            // in the head's slot for it, or is appended (no lookup).
+            let map = head.headers_mut();
+            match (known, slot) {
+                (Some(n), true) => {
+                    map.insert(http::header::CONTENT_LENGTH, content_length(n));
+                }
+                (Some(n), false) => {
+                    map.append(http::header::CONTENT_LENGTH, content_length(n));
+                }
+                (None, true) => drop(map.remove(http::header::CONTENT_LENGTH)),
+                (None, false) => {}
             }
         }
         self.head = Some(head);
@@ -648,6 +661,80 @@ pub(crate) fn response_head(
     *head.status_mut() = status;
     *head.headers_mut() = map;
     Ok(head)
+}
+
+/// The last response head a thread made from an app's fields: the next start with the same
+/// fields (the same bytes, so checked already), `server` value and date gets a clone of it
+/// instead of checking the fields and building a header map again. Apps answer with a few
+/// shapes of head (`content-type` and the like; `content-length` is added later, per body).
+struct HeadMemo {
+    fields: Headers,
+    server: Option<Bytes>,
+    date: [u8; 29],
+    /// The `content-length` the fields announce.
+    length: Option<u64>,
+    map: HeaderMap,
+}
+
+thread_local! {
+    static HEAD_MEMO: std::cell::RefCell<Option<HeadMemo>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The checked head of `http.response.start` (the status already checked), with the
+/// `content-length` its fields announce; from [`HeadMemo`] when it has the same fields.
+///
+/// When the fields announce no length, the memo's map holds a `content-length` slot for the
+/// one the server adds (filled in place: a clone has no room to append to); the third value
+/// says whether the head has that slot.
+fn memo_head(
+    status: u16,
+    fields: Headers,
+    server: Option<&Bytes>,
+    connect: bool,
+) -> Result<(http::Response<()>, Option<u64>, bool), Error> {
+    let code = http::StatusCode::from_u16(status)
+        .map_err(|_| Error::invalid(format!("status {status} is not valid")))?;
+    let head = |map: HeaderMap| {
+        let mut head = http::Response::new(());
+        *head.status_mut() = code;
+        *head.headers_mut() = map;
+        head
+    };
+    let hit = crate::proto::h1::encode::with_date(|now| {
+        HEAD_MEMO.with(|cell| {
+            let memo = cell.borrow();
+            let m = memo.as_ref()?;
+            (m.date[..] == *now && m.server.as_ref() == server && m.fields == fields)
+                .then(|| (m.map.clone(), m.length))
+        })
+    });
+    if let Some((map, length)) = hit {
+        return Ok((head(map), length, length.is_none()));
+    }
+    let checked = check_start(status, &fields, connect)?;
+    // Taken before the head is made: if the second turns in between, the memo is stale at
+    // once rather than a second late.
+    let mut date = [0u8; 29];
+    crate::proto::h1::encode::with_date(|now| {
+        if now.len() == date.len() {
+            date.copy_from_slice(now);
+        }
+    });
+    let built = response_head(status, &fields, server)?;
+    let mut map = built.headers().clone();
+    if checked.length.is_none() {
+        map.append(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    HEAD_MEMO.with(|cell| {
+        *cell.borrow_mut() = Some(HeadMemo {
+            fields,
+            server: server.cloned(),
+            date,
+            length: checked.length,
+            map,
+        });
+    });
+    Ok((built, checked.length, false))
 }
 
 /// The current `Date` value, made once a second per thread (clones share its bytes).
@@ -1408,6 +1495,83 @@ mod tests {
             low_water: 16 * 1024,
             server_header: Some(Bytes::from_static(b"pagi-server")),
         })
+    }
+
+    #[test]
+    fn a_repeated_start_reuses_the_head_and_gets_its_own_length() {
+        // (Each test runs on a thread of its own: the memo starts empty here.)
+        let mut hits = Vec::new();
+        for (body, more) in [
+            ("hello", false),
+            ("hi", false),
+            ("streamed", true),
+            ("x", false),
+        ] {
+            let mut s = st();
+            s.start_response(
+                200,
+                Headers::new().with("content-type", "text/plain"),
+                false,
+            )
+            .unwrap();
+            hits.push(matches!(s.resp, Resp::Pending { slot: true, .. }));
+            let mut b = ResponseBody::default();
+            b.bytes = Bytes::from_static(body.as_bytes());
+            b.more = more;
+            s.response_body(b).unwrap();
+            let head = s.head.take().unwrap();
+            let h = head.headers();
+            assert_eq!(h["content-type"], "text/plain");
+            assert_eq!(h["server"], "pagi-server");
+            assert!(h.contains_key("date"));
+            let lengths: Vec<_> = h.get_all("content-length").iter().collect();
+            if more {
+                assert!(
+                    lengths.is_empty(),
+                    "a streamed body has no length: {lengths:?}"
+                );
+                assert_eq!(h.len(), 3);
+            } else {
+                assert_eq!(lengths, [body.len().to_string().as_str()]);
+                assert_eq!(h.len(), 4);
+            }
+        }
+        // The first start builds the head, the others clone it (one may miss if the date's
+        // second turns in between).
+        assert!(
+            !hits[0] && hits[1..].iter().filter(|h| **h).count() >= 2,
+            "{hits:?}"
+        );
+    }
+
+    #[test]
+    fn the_head_memo_is_keyed_on_fields_and_server() {
+        let server = Bytes::from_static(b"pagi-server");
+        let with_len = Headers::new().with("content-length", "5");
+        let (_, len, slot) = memo_head(200, with_len.clone(), Some(&server), false).unwrap();
+        assert_eq!((len, slot), (Some(5), false));
+        let (head, len, slot) = memo_head(201, with_len.clone(), Some(&server), false).unwrap();
+        assert_eq!(
+            (len, slot),
+            (Some(5), false),
+            "a hit, with the app's own length"
+        );
+        assert_eq!(head.status(), 201);
+        assert_eq!(head.headers().get_all("content-length").iter().count(), 1);
+        let (head, _, slot) = memo_head(200, with_len.clone(), None, false).unwrap();
+        assert!(
+            !slot && !head.headers().contains_key("server"),
+            "another server value"
+        );
+        let other = Headers::new().with("content-length", "6");
+        let (_, len, _) = memo_head(200, other, None, false).unwrap();
+        assert_eq!(len, Some(6), "other fields");
+        let bad = Headers::new().with("x-bad", "a\x01b");
+        assert!(memo_head(200, bad.clone(), None, false).is_err());
+        assert!(
+            memo_head(200, bad, None, false).is_err(),
+            "a failed check is not kept"
+        );
     }
 
     #[test]
