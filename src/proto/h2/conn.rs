@@ -92,12 +92,18 @@ pub(crate) async fn serve<T, A>(
     let mut timer: Option<Pin<Box<Sleep>>> = None;
     let mut ping = Ping::new(&mut conn, &cfg.http2);
     let mut shutdown = std::pin::pin!(shared.graceful.cancelled());
+    // Polled once to register this task's waker; after that only a cancellation (which wakes
+    // the task) makes it worth polling again.
+    let mut shutdown_watched = false;
     let max_requests = cfg.http2.max_requests;
 
     poll_fn(|cx| loop {
-        if !going_away && shutdown.as_mut().poll(cx).is_ready() {
-            conn.graceful_shutdown();
-            going_away = true;
+        if !going_away && (!shutdown_watched || shared.graceful.is_cancelled()) {
+            shutdown_watched = true;
+            if shutdown.as_mut().poll(cx).is_ready() {
+                conn.graceful_shutdown();
+                going_away = true;
+            }
         }
         let mut accepted = false;
         while accepting {
