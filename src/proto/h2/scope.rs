@@ -49,47 +49,31 @@ impl RequestParts {
     }
 }
 
-/// Field entries a thread's scratch list keeps room for between requests.
-const SCRATCH_KEEP: usize = 64;
-
-thread_local! {
-    static FIELDS: std::cell::RefCell<Vec<(Bytes, std::ops::Range<usize>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Maps a request head (as `h2` delivers it) to scope fields, or refuses it with the status
 /// the HTTP/1.1 engine would give the same fault.
+///
+/// Every byte string of the scope is a copy of its own (the root path is static): small
+/// allocations, but no reference count to share between them, so nothing atomic to pay per
+/// field when the scope is made or dropped.
 pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject> {
     let method = method(&head.method)?;
     let connect = head.method == http::Method::CONNECT;
     let uri = &head.uri;
-    // Every byte string of the scope (authority, path, query, field values) is copied into
-    // one buffer and handed out as slices of it: two allocations per request, not one per
-    // field.
-    let estimate = uri.authority().map_or(0, |a| a.as_str().len())
-        + uri.path_and_query().map_or(0, |p| p.as_str().len())
-        + head.headers.values().map(|v| v.len()).sum::<usize>();
-    let mut buf: Vec<u8> = Vec::with_capacity(estimate);
-    let put = |buf: &mut Vec<u8>, b: &[u8]| {
-        let start = buf.len();
-        buf.extend_from_slice(b);
-        start..buf.len()
-    };
     let authority = match uri.authority() {
         Some(a) => {
-            let a = a.as_str();
-            if !valid_host(a.as_bytes()) {
+            let a = a.as_str().as_bytes();
+            if !valid_host(a) {
                 return Err(Reject::BadRequest("malformed :authority"));
             }
-            Some(put(&mut buf, a.as_bytes()))
+            Some(Bytes::copy_from_slice(a))
         }
         None => None,
     };
-    let (raw_path, query) = if connect {
+    let (raw_path, query, path) = if connect {
         let Some(a) = &authority else {
             return Err(Reject::BadRequest("CONNECT without :authority"));
         };
-        (a.clone(), 0..0)
+        (a.clone(), Bytes::new(), decode_path(a))
     } else {
         match uri.scheme_str() {
             Some("http" | "https") | None => {}
@@ -102,27 +86,36 @@ pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject
         if raw == "*" && head.method != http::Method::OPTIONS {
             return Err(Reject::BadRequest("asterisk form outside OPTIONS"));
         }
-        let raw = put(&mut buf, raw.as_bytes());
-        let query = uri.query().map_or(0..0, |q| put(&mut buf, q.as_bytes()));
-        (raw, query)
+        let query = uri
+            .query()
+            .map_or_else(Bytes::new, |q| Bytes::copy_from_slice(q.as_bytes()));
+        if raw == "/" {
+            let root = Bytes::from_static(b"/");
+            (root.clone(), query, Path::from_decoded(root))
+        } else if raw.contains('%') {
+            let raw = Bytes::copy_from_slice(raw.as_bytes());
+            let path = decode_path(&raw);
+            (raw, query, path)
+        } else {
+            // Two copies rather than one shared: see above.
+            let path = Path::from_decoded(Bytes::copy_from_slice(raw.as_bytes()));
+            (Bytes::copy_from_slice(raw.as_bytes()), query, path)
+        }
     };
 
-    // The fields with their values' places in `buf`, in a per-thread scratch list (no
-    // allocation per request); handed back below.
-    let mut fields = FIELDS.with(|f| std::mem::take(&mut *f.borrow_mut()));
-    fields.clear();
-    fields.reserve(head.headers.len() + 1);
+    let mut list: Vec<(Bytes, Bytes)> = Vec::with_capacity(head.headers.len() + 1);
     let mut cookie: Option<usize> = None;
     let mut content_length = None;
     let mut hosts = 0;
-    if let Some(a) = authority.clone() {
-        fields.push((Bytes::from_static(b"host"), a));
+    let has_authority = authority.is_some();
+    if let Some(a) = authority {
+        list.push((Bytes::from_static(b"host"), a));
     }
     for (name, value) in &head.headers {
         let v = value.as_bytes();
         if name == http::header::HOST {
             hosts += 1;
-            if authority.is_some() {
+            if has_authority {
                 continue; // `:authority` wins (RFC 9113 §8.3.1)
             }
             if !valid_host(v) {
@@ -130,35 +123,27 @@ pub fn request_parts(head: &http::request::Parts) -> Result<RequestParts, Reject
             }
         } else if name == http::header::COOKIE {
             if let Some(i) = cookie {
-                let prev = fields[i].1.clone();
-                let start = buf.len();
-                buf.extend_from_within(prev);
-                buf.extend_from_slice(b"; ");
-                buf.extend_from_slice(v);
-                fields[i].1 = start..buf.len();
+                let prev = &list[i].1;
+                let mut merged = Vec::with_capacity(prev.len() + 2 + v.len());
+                merged.extend_from_slice(prev);
+                merged.extend_from_slice(b"; ");
+                merged.extend_from_slice(v);
+                list[i].1 = Bytes::from(merged);
                 continue;
             }
-            cookie = Some(fields.len());
+            cookie = Some(list.len());
         } else if name == http::header::CONTENT_LENGTH {
             content_length = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
         }
-        let v = put(&mut buf, v);
-        fields.push((name_bytes(name), v));
+        list.push((name_bytes(name), Bytes::copy_from_slice(v)));
     }
-    if hosts > 1 && authority.is_none() {
+    if hosts > 1 && !has_authority {
         return Err(Reject::BadRequest("more than one host"));
-    }
-    let all = Bytes::from(buf);
-    let raw_path = all.slice(raw_path);
-    let path = decode_path(&raw_path);
-    let list: Vec<(Bytes, Bytes)> = fields.drain(..).map(|(n, r)| (n, all.slice(r))).collect();
-    if fields.capacity() <= SCRATCH_KEEP {
-        FIELDS.with(|f| *f.borrow_mut() = fields);
     }
     Ok(RequestParts {
         method,
         raw_path,
-        query: all.slice(query),
+        query,
         path,
         headers: Headers::from(list),
         content_length,
@@ -273,6 +258,26 @@ mod tests {
             request_parts(&p).unwrap_err(),
             Reject::BadRequest("more than one host")
         );
+    }
+
+    #[test]
+    fn paths_split_and_decode() {
+        for (uri, raw, path, query) in [
+            ("http://a.example/", "/", "/", ""),
+            ("http://a.example/?x=1", "/", "/", "x=1"),
+            ("http://a.example/a/b?q", "/a/b", "/a/b", "q"),
+            (
+                "http://a.example/a%20b/%2F?q=%20",
+                "/a%20b/%2F",
+                "/a b//",
+                "q=%20",
+            ),
+        ] {
+            let r = request_parts(&parts(http::Request::builder().uri(uri))).unwrap();
+            assert_eq!(&r.raw_path[..], raw.as_bytes(), "{uri}");
+            assert_eq!(r.path.as_str(), Some(path), "{uri}");
+            assert_eq!(&r.query[..], query.as_bytes(), "{uri}");
+        }
     }
 
     #[test]
