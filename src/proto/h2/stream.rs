@@ -436,7 +436,17 @@ impl HttpTarget for St {
             let map = head.headers_mut();
             match (known, slot) {
                 (Some(n), true) => {
-                    map.insert(http::header::CONTENT_LENGTH, content_length(n));
+                    // The slot is one of a few entries: found by walking them, not hashing.
+                    let v = content_length(n);
+                    match map
+                        .iter_mut()
+                        .find(|(name, _)| **name == http::header::CONTENT_LENGTH)
+                    {
+                        Some((_, slot)) => *slot = v,
+                        None => {
+                            map.insert(http::header::CONTENT_LENGTH, v);
+                        }
+                    }
                 }
                 (Some(n), false) => {
                     map.append(http::header::CONTENT_LENGTH, content_length(n));
