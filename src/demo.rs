@@ -36,18 +36,24 @@ pub fn app(
     send: Sender,
 ) -> impl Future<Output = Result<(), BoxError>> + Send + 'static {
     if matches!(&scope, Scope::Http(req) if req.path.as_bytes() == b"/") {
-        return Either::Left(hello(send));
+        return Either::Left(reply(send, 200, "text/plain", "Hello, world!"));
     }
     Either::Right(Box::pin(route(scope, receive, send)))
 }
 
-async fn hello(send: Sender) -> Result<(), BoxError> {
+/// A whole response in one piece: the start with its `content-type`, then the body.
+async fn reply(
+    send: Sender,
+    status: u16,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Result<(), BoxError> {
     send.send(SendEvent::start(
-        200,
-        Headers::new().with("content-type", "text/plain"),
+        status,
+        Headers::new().with("content-type", content_type),
     ))
     .await?;
-    send.send(SendEvent::body("Hello, world!", false)).await?;
+    send.send(SendEvent::body(body, false)).await?;
     Ok(())
 }
 
@@ -63,7 +69,7 @@ async fn route(scope: Scope, receive: Receiver, send: Sender) -> Result<(), BoxE
 
 async fn http(req: HttpScope, receive: Receiver, send: Sender) -> Result<(), BoxError> {
     match req.path.as_bytes() {
-        b"/" => hello(send).await?,
+        b"/" => reply(send, 200, "text/plain", "Hello, world!").await?,
         b"/echo" => {
             let ctype = req
                 .headers
@@ -115,13 +121,7 @@ async fn http(req: HttpScope, receive: Receiver, send: Sender) -> Result<(), Box
                 .unwrap_or(1000)
                 .min(60_000);
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            send.send(SendEvent::start(
-                200,
-                Headers::new().with("content-type", "text/plain"),
-            ))
-            .await?;
-            send.send(SendEvent::body(format!("slept {ms} ms"), false))
-                .await?;
+            reply(send, 200, "text/plain", format!("slept {ms} ms")).await?;
         }
         b"/early-hints" => {
             if req.extensions.early_hint {
@@ -147,20 +147,10 @@ async fn http(req: HttpScope, receive: Receiver, send: Sender) -> Result<(), Box
             send.send(SendEvent::body(EARLY_HINTS_PAGE, false)).await?;
         }
         b"/style.css" => {
-            send.send(SendEvent::start(
-                200,
-                Headers::new().with("content-type", "text/css"),
-            ))
-            .await?;
-            send.send(SendEvent::body(STYLE_CSS, false)).await?;
+            reply(send, 200, "text/css", STYLE_CSS).await?;
         }
         _ => {
-            send.send(SendEvent::start(
-                404,
-                Headers::new().with("content-type", "text/plain"),
-            ))
-            .await?;
-            send.send(SendEvent::body("Not Found\n", false)).await?;
+            reply(send, 404, "text/plain", "Not Found\n").await?;
         }
     }
     Ok(())
